@@ -1,0 +1,54 @@
+# Floodgate: the project's verbs. Every target installs what it needs itself.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+PY := .venv/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.PHONY: help venv run test test-unit lint fmt bench tools services clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv .tools/uv && .tools/uv/bin/pip install -q "uv==$(UV_VERSION)"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python python3 && touch $@
+
+venv: .venv/.synced  ## create .venv from uv.lock
+
+run: venv  ## serve the API on http://127.0.0.1:8000 (SQLite, in-memory cache and limits)
+	.venv/bin/floodgate migrate
+	.venv/bin/floodgate serve --host 127.0.0.1 --port 8000
+
+services:  ## install PostgreSQL and Redis from Debian if missing (tests start their own)
+	scripts/ensure-services.sh
+
+tools: venv  ## build/install helm, kubectl, kube-apiserver, etcd into .tools/bin (cached per user)
+	scripts/tools.sh
+
+test: venv services tools  ## everything: unit, integration (PostgreSQL, Redis), k8s (control plane)
+	.venv/bin/pytest
+
+test-unit: venv  ## only the tests that need no services
+	.venv/bin/pytest tests/unit
+
+lint: venv  ## ruff + mypy --strict
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+fmt: venv  ## apply ruff's fixes and formatting
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+bench: venv  ## benchmark suite (not yet: see the benchmark issue)
+	@echo "make bench: not yet implemented (benchmark issue)"; exit 1
+
+clean:  ## remove the virtualenv and local data (keeps the per-user tool cache)
+	rm -rf .venv .tools/uv floodgate.db
