@@ -38,10 +38,11 @@ test: venv services tools  ## everything: unit, integration (PostgreSQL, Redis),
 test-unit: venv  ## only the tests that need no services
 	.venv/bin/pytest tests/unit
 
-lint: venv  ## ruff + mypy --strict
+lint: venv  ## ruff + mypy --strict + hadolint
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/hadolint service/Dockerfile
 
 fmt: venv  ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .

@@ -1,4 +1,4 @@
-"""Session-wide fixtures: real Redis and PostgreSQL servers, started on first use and stopped by pid."""
+"""Session-wide fixtures: real Redis and PostgreSQL servers, started on first use."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Start real PostgreSQL and Redis servers on free loopback ports, in throwaway directories.
 
 Each server is started by this process and stopped by pid; nothing else on the machine is touched.
-`scripts/ensure-services.sh` (run by `make test`) installs the Debian packages when they are missing.
+`scripts/ensure-services.sh` (run by `make test`) installs the Debian packages when missing.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> 
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
-def _stop_pid(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+def _stop_pid(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0
+) -> None:
     if proc.poll() is not None:
         return
     proc.send_signal(sig)
@@ -62,11 +64,25 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not found: run scripts/ensure-services.sh")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
+        self.proc = subprocess.Popen(
             [
-                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
-                "--protected-mode", "no", "--loglevel", "warning",
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "no",
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -120,9 +136,20 @@ class PostgresServer:
             # PostgreSQL refuses to run as root.
             shutil.chown(self.datadir, user="postgres", group="postgres")
             self._as_user = ["runuser", "-u", "postgres", "--"]
-        subprocess.run(  # noqa: S603
-            [*self._as_user, _pg_bin("initdb"), "-D", str(self.datadir), "-A", "trust",
-             "-U", "postgres", "-E", "UTF8", "--no-sync"],
+        subprocess.run(
+            [
+                *self._as_user,
+                _pg_bin("initdb"),
+                "-D",
+                str(self.datadir),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
             check=True,
             capture_output=True,
         )
@@ -130,9 +157,19 @@ class PostgresServer:
             f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        subprocess.run(  # noqa: S603
-            [*self._as_user, _pg_bin("pg_ctl"), "-D", str(self.datadir), "-o", opts,
-             "-l", str(self.datadir / "server.log"), "-w", "start"],
+        subprocess.run(
+            [
+                *self._as_user,
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-o",
+                opts,
+                "-l",
+                str(self.datadir / "server.log"),
+                "-w",
+                "start",
+            ],
             check=True,
             capture_output=True,
         )
@@ -140,8 +177,17 @@ class PostgresServer:
         return self
 
     def stop(self) -> None:
-        subprocess.run(  # noqa: S603
-            [*self._as_user, _pg_bin("pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"],
+        subprocess.run(
+            [
+                *self._as_user,
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
             check=False,
             capture_output=True,
         )
@@ -150,7 +196,7 @@ class PostgresServer:
 
 def start_postgres() -> PostgresServer:
     base = Path(tempfile.mkdtemp(prefix="floodgate-pg-"))
-    os.chmod(base, 0o755)  # noqa: S103 - the postgres user must reach the data dir below it
+    os.chmod(base, 0o755)
     datadir = base / "data"
     datadir.mkdir()
     return PostgresServer(port=free_port(), datadir=datadir).start()

@@ -1,0 +1,104 @@
+"""The `floodgate` console script: serve, migrate, and (from later issues) operator and policy."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from floodgate.settings import Settings, load_settings
+
+
+def _settings_or_exit(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        print("floodgate: invalid settings:", file=sys.stderr)
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = f"FLOODGATE_{field.upper()}" if err["loc"] else field
+            print(f"  {env}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {"host": args.host, "port": args.port}
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    settings = _settings_or_exit(**overrides)
+    if settings.workers > 1 and not args.reload:
+        return _exec_gunicorn(settings)
+    import uvicorn
+
+    uvicorn.run(
+        "floodgate.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        reload=args.reload,
+        reload_dirs=[str(Path(__file__).parent)] if args.reload else None,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+        server_header=False,
+    )
+    return 0
+
+
+def _exec_gunicorn(settings: Settings) -> int:
+    conf = Path(__file__).with_name("gunicorn_conf.py")
+    env = dict(os.environ)
+    env.update(
+        FLOODGATE_HOST=settings.host,
+        FLOODGATE_PORT=str(settings.port),
+        FLOODGATE_WORKERS=str(settings.workers),
+    )
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "floodgate.app:create_app()"]
+    # exec: gunicorn becomes this process, so SIGTERM from Kubernetes reaches its arbiter.
+    os.execve(sys.executable, argv, env)  # noqa: S606
+    return 0  # pragma: no cover
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from floodgate.migrate import downgrade, upgrade
+
+    settings = _settings_or_exit()
+    if args.downgrade:
+        downgrade(settings.database_url, args.revision or "base")
+    else:
+        upgrade(settings.database_url, args.revision or "head")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="floodgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the API (uvicorn; gunicorn when --workers > 1)")
+    serve.add_argument("--host", default=os.environ.get("FLOODGATE_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("FLOODGATE_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=None, help="default: FLOODGATE_WORKERS or 1")
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (to head by default)")
+    migrate.add_argument("revision", nargs="?", default=None)
+    migrate.add_argument("--downgrade", action="store_true", help="downgrade (to base by default)")
+    migrate.set_defaults(func=_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

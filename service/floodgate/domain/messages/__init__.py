@@ -1,0 +1,1 @@
+"""Messages: models, data functions and routes."""

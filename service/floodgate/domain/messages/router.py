@@ -1,0 +1,133 @@
+"""HTTP routes for messages: CRUD, offset pages, and keyset cursor pages for deep reads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from floodgate.domain.deps import CursorCodecDep, SessionDep, SettingsDep
+from floodgate.domain.messages import service
+from floodgate.domain.messages.models import MessageCreate, MessagePublic, MessageUpdate
+from floodgate.domain.types import MAX_ID
+from floodgate.pagination import (
+    MAX_PAGE,
+    CursorMeta,
+    CursorPage,
+    InvalidCursor,
+    OffsetPage,
+    offset_meta,
+    resolve_page_size,
+)
+from floodgate.problems import InvalidParameter
+
+router = APIRouter(prefix="/messages", tags=["messages"])
+
+MessageIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="message id")]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=MessagePublic)
+async def create_message(
+    message_in: MessageCreate, session: SessionDep, request: Request, response: Response
+) -> MessagePublic:
+    message = await service.create_message(session=session, message_in=message_in)
+    response.headers["Location"] = request.url_for("get_message", message_id=message.id).path
+    return MessagePublic.model_validate(message)
+
+
+@router.get(
+    "",
+    response_model=OffsetPage[MessagePublic] | CursorPage[MessagePublic],
+    description=(
+        "Offset pages with `page`/`per_page` (`meta.total/pages/current`), or keyset pages with "
+        "`limit` and the opaque `cursor` from `meta.next_cursor` (constant cost at any depth; "
+        "the next page is also in the `Link` header)."
+    ),
+)
+async def list_messages(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    codec: CursorCodecDep,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    page: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+    per_page: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> OffsetPage[MessagePublic] | CursorPage[MessagePublic]:
+    keyset = cursor is not None or limit is not None
+    if keyset and (page is not None or per_page is not None):
+        raise InvalidParameter(
+            ["query", "cursor" if cursor is not None else "limit"],
+            "use either page/per_page (offset) or cursor/limit (keyset), not both",
+        )
+    if keyset:
+        return await _keyset_page(
+            request, response, session, settings, codec, user_id, cursor, limit
+        )
+    size = resolve_page_size(per_page, settings=settings, field="per_page")
+    current = page or 1
+    total = await service.count_messages(session=session, user_id=user_id)
+    rows = await service.list_messages_offset(
+        session=session, user_id=user_id, offset=(current - 1) * size, limit=size
+    )
+    return OffsetPage[MessagePublic](
+        items=[MessagePublic.model_validate(m) for m in rows],
+        meta=offset_meta(total=total, per_page=size, page=current),
+    )
+
+
+async def _keyset_page(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    codec: CursorCodecDep,
+    user_id: int | None,
+    cursor: str | None,
+    limit: int | None,
+) -> CursorPage[MessagePublic]:
+    size = resolve_page_size(limit, settings=settings, field="limit")
+    scope = f"u={user_id or ''}"
+    try:
+        after = codec.decode(cursor, scope=scope) if cursor else None
+    except InvalidCursor as exc:
+        raise InvalidParameter(["query", "cursor"], str(exc)) from exc
+    # One row more than asked tells whether a next page exists without a COUNT.
+    rows = await service.list_messages_after(
+        session=session, user_id=user_id, after=after, limit=size + 1
+    )
+    items = [MessagePublic.model_validate(m) for m in rows[:size]]
+    next_cursor = None
+    if len(rows) > size:
+        last = items[-1]
+        next_cursor = codec.encode(after=(last.created_at, last.id), scope=scope)
+        # A relative reference (RFC 8288 allows it) stays right behind any proxy or host name.
+        next_url = request.url.include_query_params(cursor=next_cursor, limit=size)
+        response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    return CursorPage[MessagePublic](
+        items=items, meta=CursorMeta(next_cursor=next_cursor, limit=size)
+    )
+
+
+@router.get("/{message_id}", response_model=MessagePublic)
+async def get_message(message_id: MessageIdPath, session: SessionDep) -> MessagePublic:
+    message = await service.get_message(session=session, message_id=message_id)
+    return MessagePublic.model_validate(message)
+
+
+@router.patch("/{message_id}", response_model=MessagePublic)
+async def update_message(
+    message_id: MessageIdPath, message_in: MessageUpdate, session: SessionDep
+) -> MessagePublic:
+    message = await service.update_message(
+        session=session, message_id=message_id, message_in=message_in
+    )
+    return MessagePublic.model_validate(message)
+
+
+@router.delete("/{message_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_message(message_id: MessageIdPath, session: SessionDep) -> Response:
+    await service.delete_message(session=session, message_id=message_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""Users: models, data functions and routes."""

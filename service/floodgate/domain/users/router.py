@@ -1,0 +1,65 @@
+"""HTTP routes for users."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from floodgate.domain.deps import SessionDep, SettingsDep
+from floodgate.domain.types import MAX_ID, CleanStr
+from floodgate.domain.users import service
+from floodgate.domain.users.models import UserCreate, UserPublic, UserUpdate
+from floodgate.pagination import MAX_PAGE, OffsetPage, offset_meta, resolve_page_size
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+UserIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="user id")]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+async def create_user(
+    user_in: UserCreate, session: SessionDep, request: Request, response: Response
+) -> UserPublic:
+    user = await service.create_user(session=session, user_in=user_in)
+    response.headers["Location"] = request.url_for("get_user", user_id=user.id).path
+    return UserPublic.model_validate(user)
+
+
+@router.get("", response_model=OffsetPage[UserPublic])
+async def list_users(
+    session: SessionDep,
+    settings: SettingsDep,
+    name: Annotated[
+        CleanStr | None,
+        Query(max_length=100, description="case-insensitive substring of the name"),
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    per_page: Annotated[int | None, Query(ge=1)] = None,
+) -> OffsetPage[UserPublic]:
+    size = resolve_page_size(per_page, settings=settings, field="per_page")
+    total = await service.count_users(session=session, name=name)
+    rows = await service.list_users(
+        session=session, name=name, offset=(page - 1) * size, limit=size
+    )
+    return OffsetPage[UserPublic](
+        items=[UserPublic.model_validate(u) for u in rows],
+        meta=offset_meta(total=total, per_page=size, page=page),
+    )
+
+
+@router.get("/{user_id}", response_model=UserPublic)
+async def get_user(user_id: UserIdPath, session: SessionDep) -> UserPublic:
+    return UserPublic.model_validate(await service.get_user(session=session, user_id=user_id))
+
+
+@router.patch("/{user_id}", response_model=UserPublic)
+async def update_user(user_id: UserIdPath, user_in: UserUpdate, session: SessionDep) -> UserPublic:
+    user = await service.update_user(session=session, user_id=user_id, user_in=user_in)
+    return UserPublic.model_validate(user)
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_user(user_id: UserIdPath, session: SessionDep) -> Response:
+    await service.delete_user(session=session, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

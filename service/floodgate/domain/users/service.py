@@ -1,0 +1,85 @@
+"""Data functions for users. They own the transaction: each write commits exactly once here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from floodgate.domain.common import escape_like
+from floodgate.domain.errors import integrity_kind
+from floodgate.domain.messages.models import Message
+from floodgate.domain.users.models import User, UserCreate, UserUpdate
+from floodgate.problems import Conflict, NotFound
+
+
+def _duplicate(email: str) -> Conflict:
+    return Conflict(f"a user with email {email!r} already exists")
+
+
+async def get_user(*, session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return user
+
+
+async def create_user(*, session: AsyncSession, user_in: UserCreate) -> User:
+    user = User.model_validate(user_in)
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        if integrity_kind(exc) == "unique":
+            raise _duplicate(user_in.email) from exc
+        raise
+    return user
+
+
+async def update_user(*, session: AsyncSession, user_id: int, user_in: UserUpdate) -> User:
+    user = await get_user(session=session, user_id=user_id)
+    user.sqlmodel_update(user_in.model_dump(exclude_unset=True))
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        if integrity_kind(exc) == "unique" and user_in.email is not None:
+            raise _duplicate(user_in.email) from exc
+        raise
+    return user
+
+
+async def delete_user(*, session: AsyncSession, user_id: int) -> Sequence[int]:
+    """Delete a user and their messages; returns the deleted message ids (for cache eviction)."""
+    await get_user(session=session, user_id=user_id)
+    message_ids = (
+        await session.scalars(select(col(Message.id)).where(col(Message.user_id) == user_id))
+    ).all()
+    await session.execute(delete(Message).where(col(Message.user_id) == user_id))
+    await session.execute(delete(User).where(col(User.id) == user_id))
+    await session.commit()
+    return [mid for mid in message_ids if mid is not None]
+
+
+def _name_filter(name: str | None) -> list[ColumnElement[bool]]:
+    if not name:
+        return []
+    return [col(User.name).ilike(f"%{escape_like(name)}%", escape="\\")]
+
+
+async def count_users(*, session: AsyncSession, name: str | None) -> int:
+    stmt = select(func.count()).select_from(User).where(*_name_filter(name))
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def list_users(
+    *, session: AsyncSession, name: str | None, offset: int, limit: int
+) -> Sequence[User]:
+    stmt = (
+        select(User).where(*_name_filter(name)).order_by(col(User.id)).offset(offset).limit(limit)
+    )
+    return (await session.scalars(stmt)).all()

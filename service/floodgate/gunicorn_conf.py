@@ -1,0 +1,28 @@
+"""Gunicorn configuration for `floodgate serve --workers N` (N > 1): uvicorn workers, graceful stop.
+
+Gunicorn loads this file by path; values come from the same FLOODGATE_* settings as the app.
+"""
+
+from __future__ import annotations
+
+import os
+
+from floodgate.settings import load_settings
+
+_settings = load_settings()
+
+bind = [f"{os.environ.get('FLOODGATE_BIND_HOST', _settings.host)}:{_settings.port}"]
+workers = _settings.workers
+worker_class = "uvicorn_worker.UvicornWorker"
+# In-flight requests get this long to finish after SIGTERM before a worker is killed.
+graceful_timeout = int(_settings.graceful_timeout_s)
+timeout = 60
+keepalive = 5
+# Recycle workers now and then so slow leaks in dependencies cannot grow without bound.
+max_requests = 100_000
+max_requests_jitter = 10_000
+accesslog = None
+errorlog = "-"
+loglevel = _settings.log_level
+proc_name = "floodgate"
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - heartbeat files

@@ -1,0 +1,1 @@
+"""Alembic migrations, run by `floodgate migrate` (and by `make run`)."""

@@ -1,0 +1,126 @@
+"""RFC 9457 problem details: the one place where errors become `application/problem+json`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://floodgate.dev/problems/"
+logger = logging.getLogger("floodgate.errors")
+
+
+class Problem(Exception):
+    """A client-facing error; subclasses fix the status and type."""
+
+    status: int = 400
+    type_slug: str = "bad-request"
+
+    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = dict(extra or {})
+
+
+class NotFound(Problem):
+    status = 404
+    type_slug = "not-found"
+
+
+class Conflict(Problem):
+    status = 409
+    type_slug = "conflict"
+
+
+class InvalidParameter(Problem):
+    """A request parameter that passed type validation but is still unusable (e.g. a bad cursor)."""
+
+    status = 422
+    type_slug = "validation-error"
+
+    def __init__(self, field: Sequence[str | int], message: str) -> None:
+        loc = ".".join(str(part) for part in field)
+        super().__init__(
+            f"{loc}: {message}", extra={"errors": [{"loc": list(field), "msg": message}]}
+        )
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    type_slug: str | None = None,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> bytes:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    doc: dict[str, Any] = {
+        "type": PROBLEM_BASE + (type_slug or phrase.lower().replace(" ", "-").replace("'", "")),
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if extra:
+        doc.update(extra)
+    return orjson.dumps(doc)
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    type_slug: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    body = problem_body(status, detail, type_slug=type_slug, extra=extra)
+    return Response(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo the whole input back (it may be large or secret): location, message, type.
+    return [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+
+
+async def _on_problem(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc.status, exc.detail, type_slug=exc.type_slug, extra=exc.extra)
+
+
+async def _on_validation(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+    return problem_response(
+        422, f"invalid request: {fields}", type_slug="validation-error", extra={"errors": errors}
+    )
+
+
+async def _on_http(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem_response(exc.status_code, detail, headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # The trace goes to the log, never to the client.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "the server could not complete the request")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)

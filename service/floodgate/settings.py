@@ -1,0 +1,113 @@
+"""Process configuration from `FLOODGATE_*` environment variables, validated at start."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DEV_CURSOR_SECRET = "floodgate-development-cursor-secret"  # noqa: S105 - refused in production
+_DB_SCHEMES = {
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    # Plain driver-less URLs as every hosting provider prints them: use the async driver.
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+_STORE_SCHEMES = {"memory", "redis", "rediss", "unix"}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; unsafe or contradictory values fail at start, clearly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLOODGATE_", env_file=None, extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses development-only defaults (e.g. the cursor secret)",
+    )
+    database_url: str = "sqlite+aiosqlite:///./floodgate.db"
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_max_overflow: int = Field(default=10, ge=0, le=500)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    db_statement_timeout_ms: int = Field(default=10_000, ge=0, description="0 = no limit")
+    db_echo: bool = False
+
+    cache_url: str = "memory://"
+    limits_url: str = "memory://"
+    policy_file: Path | None = None
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+
+    cursor_secret: SecretStr = SecretStr(_DEV_CURSOR_SECRET)
+    default_page_size: int = Field(default=10, ge=1)
+    max_page_size: int = Field(default=100, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    graceful_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in _DB_SCHEMES:
+            known = ", ".join(sorted({*_DB_SCHEMES.values()}))
+            raise ValueError(f"unsupported database URL scheme {scheme!r}; use one of: {known}")
+        return f"{_DB_SCHEMES[scheme]}://{rest}"
+
+    @field_validator("cache_url", "limits_url")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in _STORE_SCHEMES:
+            raise ValueError(
+                f"unsupported store URL scheme {scheme!r}; use memory:// or redis://host:port/db"
+            )
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("policy_file")
+    @classmethod
+    def _policy_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"policy file {str(value)!r} does not exist or is not a file")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        if self.environment == "production":
+            secret = self.cursor_secret.get_secret_value()
+            if secret == _DEV_CURSOR_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "FLOODGATE_CURSOR_SECRET must be set to a random value of at least 32 "
+                    "characters in production (pages served by one pod must verify on another)"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; keyword overrides win (used by tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
