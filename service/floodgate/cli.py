@@ -1,4 +1,4 @@
-"""The `floodgate` console script: serve, migrate, and (from later issues) operator and policy."""
+"""The `floodgate` console script: serve, migrate, operator, policy validate."""
 
 from __future__ import annotations
 
@@ -76,6 +76,25 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from floodgate.operator.run import run_operator
+
+    settings = _settings_or_exit()
+    namespaces = args.namespace or list(settings.operator_namespaces)
+    run_operator(
+        limits_url=settings.limits_url,
+        namespaces=namespaces or None,
+        liveness_endpoint=f"http://{args.liveness_host}:{args.liveness_port}/healthz",
+    )
+    return 0
+
+
+def _policy_validate(args: argparse.Namespace) -> int:
+    from floodgate.ratelimit.cli import validate_command
+
+    return validate_command(Path(args.file), sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="floodgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("revision", nargs="?", default=None)
     migrate.add_argument("--downgrade", action="store_true", help="downgrade (to base by default)")
     migrate.set_defaults(func=_migrate)
+
+    operator = sub.add_parser(
+        "operator", help="run the RateLimitPolicy operator (kopf, standalone, one replica)"
+    )
+    operator.add_argument(
+        "--namespace", action="append", help="watch only this namespace (repeatable)"
+    )
+    operator.add_argument("--liveness-host", default="0.0.0.0")
+    operator.add_argument("--liveness-port", type=int, default=8080)
+    operator.set_defaults(func=_operator)
+
+    policy = sub.add_parser("policy", help="work with RateLimitPolicy files")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    validate = policy_sub.add_parser("validate", help="check a policy file; exit 1 on errors")
+    validate.add_argument("file")
+    validate.set_defaults(func=_policy_validate)
     return parser
 
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     limits_url: str = "memory://"
     policy_file: Path | None = None
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+    operator_namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="namespaces the operator watches; empty = the whole cluster"
+    )
 
     cursor_secret: SecretStr = SecretStr(_DEV_CURSOR_SECRET)
     default_page_size: int = Field(default=10, ge=1)
@@ -76,9 +79,9 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "operator_namespaces", mode="before")
     @classmethod
-    def _split_networks(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
