@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from floodgate import __version__
-from floodgate.db import create_engine, create_sessionmaker
+from floodgate.db import create_engine, create_sessionmaker, read_only_view
 from floodgate.domain import build_router
 from floodgate.health import database_check
 from floodgate.health import router as health_router
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.reader = read_only_view(engine)
         app.state.readiness_checks = {"database": database_check(engine)}
         try:
             yield

@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by the domain routes: the request's DB session, paging limits."""
+"""FastAPI dependencies shared by the domain routes: DB session and reader, settings, cursors.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, a costly hop for a
+function that only reads app state.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from floodgate.pagination import CursorCodec
 from floodgate.settings import Settings
@@ -17,16 +21,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_reader(request: Request) -> AsyncEngine:
+    """Reads use Core on an autocommit view of the pool (see `floodgate.db.read_only_view`)."""
+    reader: AsyncEngine = request.app.state.reader
+    return reader
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_cursor_codec(request: Request) -> CursorCodec:
+async def get_cursor_codec(request: Request) -> CursorCodec:
     codec: CursorCodec = request.app.state.cursor_codec
     return codec
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReaderDep = Annotated[AsyncEngine, Depends(get_reader)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from floodgate.domain.deps import CursorCodecDep, SessionDep, SettingsDep
+from floodgate.domain.deps import CursorCodecDep, ReaderDep, SessionDep, SettingsDep
 from floodgate.domain.messages import service
 from floodgate.domain.messages.models import MessageCreate, MessagePublic, MessageUpdate
 from floodgate.domain.types import MAX_ID
@@ -47,7 +47,7 @@ async def create_message(
 async def list_messages(
     request: Request,
     response: Response,
-    session: SessionDep,
+    reader: ReaderDep,
     settings: SettingsDep,
     codec: CursorCodecDep,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -64,16 +64,16 @@ async def list_messages(
         )
     if keyset:
         return await _keyset_page(
-            request, response, session, settings, codec, user_id, cursor, limit
+            request, response, reader, settings, codec, user_id, cursor, limit
         )
     size = resolve_page_size(per_page, settings=settings, field="per_page")
     current = page or 1
-    total = await service.count_messages(session=session, user_id=user_id)
-    rows = await service.list_messages_offset(
-        session=session, user_id=user_id, offset=(current - 1) * size, limit=size
+    total = await service.count_messages(reader=reader, user_id=user_id)
+    items = await service.list_messages_offset(
+        reader=reader, user_id=user_id, offset=(current - 1) * size, limit=size
     )
     return OffsetPage[MessagePublic](
-        items=[MessagePublic.model_validate(m) for m in rows],
+        items=items,
         meta=offset_meta(total=total, per_page=size, page=current),
     )
 
@@ -81,7 +81,7 @@ async def list_messages(
 async def _keyset_page(
     request: Request,
     response: Response,
-    session: SessionDep,
+    reader: ReaderDep,
     settings: SettingsDep,
     codec: CursorCodecDep,
     user_id: int | None,
@@ -96,9 +96,9 @@ async def _keyset_page(
         raise InvalidParameter(["query", "cursor"], str(exc)) from exc
     # One row more than asked tells whether a next page exists without a COUNT.
     rows = await service.list_messages_after(
-        session=session, user_id=user_id, after=after, limit=size + 1
+        reader=reader, user_id=user_id, after=after, limit=size + 1
     )
-    items = [MessagePublic.model_validate(m) for m in rows[:size]]
+    items = rows[:size]
     next_cursor = None
     if len(rows) > size:
         last = items[-1]
@@ -112,9 +112,8 @@ async def _keyset_page(
 
 
 @router.get("/{message_id}", response_model=MessagePublic)
-async def get_message(message_id: MessageIdPath, session: SessionDep) -> MessagePublic:
-    message = await service.get_message(session=session, message_id=message_id)
-    return MessagePublic.model_validate(message)
+async def get_message(message_id: MessageIdPath, reader: ReaderDep) -> MessagePublic:
+    return await service.read_message(reader=reader, message_id=message_id)
 
 
 @router.patch("/{message_id}", response_model=MessagePublic)

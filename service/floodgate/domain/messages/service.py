@@ -1,25 +1,44 @@
-"""Data functions for messages. They own the transaction: each write commits exactly once here."""
+"""Data functions for messages.
+
+Writes go through the ORM session and commit exactly once here. Reads are Core queries on the
+autocommit reader and return public models directly: no identity map, no transaction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, func, literal, select, tuple_
+from sqlalchemy import BigInteger, ColumnElement, Table, bindparam, func, literal, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from floodgate.domain.common import UTCDateTime, utcnow
 from floodgate.domain.errors import integrity_kind
-from floodgate.domain.messages.models import Message, MessageCreate, MessageUpdate
+from floodgate.domain.messages.models import Message, MessageCreate, MessagePublic, MessageUpdate
 from floodgate.problems import InvalidParameter, NotFound
+
+_table: Table = Message.__table__  # type: ignore[attr-defined]
+_ORDER = (_table.c.created_at, _table.c.id)
+_BY_ID = select(_table).where(_table.c.id == bindparam("message_id"))
+
+
+def _missing(message_id: int) -> NotFound:
+    return NotFound(f"message {message_id} does not exist")
+
+
+async def read_message(*, reader: AsyncEngine, message_id: int) -> MessagePublic:
+    async with reader.connect() as conn:
+        row = (await conn.execute(_BY_ID, {"message_id": message_id})).first()
+    if row is None:
+        raise _missing(message_id)
+    return MessagePublic.model_validate(row._mapping)
 
 
 async def get_message(*, session: AsyncSession, message_id: int) -> Message:
+    """The ORM object, for changing it in `session`."""
     message = await session.get(Message, message_id)
     if message is None:
-        raise NotFound(f"message {message_id} does not exist")
+        raise _missing(message_id)
     return message
 
 
@@ -58,34 +77,36 @@ async def delete_message(*, session: AsyncSession, message_id: int) -> None:
 
 
 def _user_filter(user_id: int | None) -> list[ColumnElement[bool]]:
-    return [] if user_id is None else [col(Message.user_id) == user_id]
+    return [] if user_id is None else [_table.c.user_id == user_id]
 
 
-async def count_messages(*, session: AsyncSession, user_id: int | None) -> int:
-    stmt = select(func.count()).select_from(Message).where(*_user_filter(user_id))
-    return int((await session.execute(stmt)).scalar_one())
-
-
-_ORDER = (col(Message.created_at), col(Message.id))
+async def count_messages(*, reader: AsyncEngine, user_id: int | None) -> int:
+    stmt = select(func.count()).select_from(_table).where(*_user_filter(user_id))
+    async with reader.connect() as conn:
+        return int((await conn.execute(stmt)).scalar_one())
 
 
 async def list_messages_offset(
-    *, session: AsyncSession, user_id: int | None, offset: int, limit: int
-) -> Sequence[Message]:
+    *, reader: AsyncEngine, user_id: int | None, offset: int, limit: int
+) -> list[MessagePublic]:
     stmt = (
-        select(Message).where(*_user_filter(user_id)).order_by(*_ORDER).offset(offset).limit(limit)
+        select(_table).where(*_user_filter(user_id)).order_by(*_ORDER).offset(offset).limit(limit)
     )
-    return (await session.scalars(stmt)).all()
+    async with reader.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [MessagePublic.model_validate(row._mapping) for row in rows]
 
 
 async def list_messages_after(
-    *, session: AsyncSession, user_id: int | None, after: tuple[datetime, int] | None, limit: int
-) -> Sequence[Message]:
+    *, reader: AsyncEngine, user_id: int | None, after: tuple[datetime, int] | None, limit: int
+) -> list[MessagePublic]:
     """Keyset page: rows strictly after `after` in (created_at, id) order; O(limit) at any depth."""
-    stmt = select(Message).where(*_user_filter(user_id))
+    stmt = select(_table).where(*_user_filter(user_id))
     if after is not None:
         # Typed literals so SQLite compares in its stored timestamp format.
         position = tuple_(literal(after[0], UTCDateTime()), literal(after[1], BigInteger()))
         stmt = stmt.where(tuple_(*_ORDER) > position)
     stmt = stmt.order_by(*_ORDER).limit(limit)
-    return (await session.scalars(stmt)).all()
+    async with reader.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [MessagePublic.model_validate(row._mapping) for row in rows]

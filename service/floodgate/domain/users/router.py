@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from floodgate.domain.deps import SessionDep, SettingsDep
+from floodgate.domain.deps import ReaderDep, SessionDep, SettingsDep
 from floodgate.domain.types import MAX_ID, CleanStr
 from floodgate.domain.users import service
 from floodgate.domain.users.models import UserCreate, UserPublic, UserUpdate
@@ -28,7 +28,7 @@ async def create_user(
 
 @router.get("", response_model=OffsetPage[UserPublic])
 async def list_users(
-    session: SessionDep,
+    reader: ReaderDep,
     settings: SettingsDep,
     name: Annotated[
         CleanStr | None,
@@ -38,19 +38,17 @@ async def list_users(
     per_page: Annotated[int | None, Query(ge=1)] = None,
 ) -> OffsetPage[UserPublic]:
     size = resolve_page_size(per_page, settings=settings, field="per_page")
-    total = await service.count_users(session=session, name=name)
-    rows = await service.list_users(
-        session=session, name=name, offset=(page - 1) * size, limit=size
-    )
+    total = await service.count_users(reader=reader, name=name)
+    items = await service.list_users(reader=reader, name=name, offset=(page - 1) * size, limit=size)
     return OffsetPage[UserPublic](
-        items=[UserPublic.model_validate(u) for u in rows],
+        items=items,
         meta=offset_meta(total=total, per_page=size, page=page),
     )
 
 
 @router.get("/{user_id}", response_model=UserPublic)
-async def get_user(user_id: UserIdPath, session: SessionDep) -> UserPublic:
-    return UserPublic.model_validate(await service.get_user(session=session, user_id=user_id))
+async def get_user(user_id: UserIdPath, reader: ReaderDep) -> UserPublic:
+    return await service.read_user(reader=reader, user_id=user_id)
 
 
 @router.patch("/{user_id}", response_model=UserPublic)

@@ -1,23 +1,38 @@
-"""Data functions for users. They own the transaction: each write commits exactly once here."""
+"""Data functions for users.
+
+Writes go through the ORM session and commit exactly once here; reads are Core queries on the
+autocommit reader returning public models (see the messages service).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from floodgate.domain.common import escape_like
 from floodgate.domain.errors import integrity_kind
 from floodgate.domain.messages.models import Message
-from floodgate.domain.users.models import User, UserCreate, UserUpdate
+from floodgate.domain.users.models import User, UserCreate, UserPublic, UserUpdate
 from floodgate.problems import Conflict, NotFound
+
+_table: Table = User.__table__  # type: ignore[attr-defined]
+_BY_ID = select(_table).where(_table.c.id == bindparam("user_id"))
 
 
 def _duplicate(email: str) -> Conflict:
     return Conflict(f"a user with email {email!r} already exists")
+
+
+async def read_user(*, reader: AsyncEngine, user_id: int) -> UserPublic:
+    async with reader.connect() as conn:
+        row = (await conn.execute(_BY_ID, {"user_id": user_id})).first()
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return UserPublic.model_validate(row._mapping)
 
 
 async def get_user(*, session: AsyncSession, user_id: int) -> User:
@@ -68,18 +83,21 @@ async def delete_user(*, session: AsyncSession, user_id: int) -> Sequence[int]:
 def _name_filter(name: str | None) -> list[ColumnElement[bool]]:
     if not name:
         return []
-    return [col(User.name).ilike(f"%{escape_like(name)}%", escape="\\")]
+    return [_table.c.name.ilike(f"%{escape_like(name)}%", escape="\\")]
 
 
-async def count_users(*, session: AsyncSession, name: str | None) -> int:
-    stmt = select(func.count()).select_from(User).where(*_name_filter(name))
-    return int((await session.execute(stmt)).scalar_one())
+async def count_users(*, reader: AsyncEngine, name: str | None) -> int:
+    stmt = select(func.count()).select_from(_table).where(*_name_filter(name))
+    async with reader.connect() as conn:
+        return int((await conn.execute(stmt)).scalar_one())
 
 
 async def list_users(
-    *, session: AsyncSession, name: str | None, offset: int, limit: int
-) -> Sequence[User]:
+    *, reader: AsyncEngine, name: str | None, offset: int, limit: int
+) -> list[UserPublic]:
     stmt = (
-        select(User).where(*_name_filter(name)).order_by(col(User.id)).offset(offset).limit(limit)
+        select(_table).where(*_name_filter(name)).order_by(_table.c.id).offset(offset).limit(limit)
     )
-    return (await session.scalars(stmt)).all()
+    async with reader.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [UserPublic.model_validate(row._mapping) for row in rows]
