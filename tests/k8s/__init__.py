@@ -1,0 +1,1 @@
+"""Tests against a real local control plane (etcd + kube-apiserver), kubectl and helm."""
