@@ -131,6 +131,12 @@ async def control_loop(state: OperatorState) -> None:
 def build_registry(limits_url: str) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
+    # An explicit registry has none of kopf's default handlers: log in like kopf would without a
+    # client library (service account in a pod, KUBECONFIG elsewhere).
+    @kopf.on.login(registry=registry)
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+        return connection_info(settings)
+
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         settings.scanning.disabled = True  # our CRD is known; no need to watch all CRDs
@@ -151,7 +157,7 @@ def build_registry(limits_url: str) -> kopf.OperatorRegistry:
         await state.store.close()
         await state.writer.close()
 
-    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.index(GROUP, VERSION, PLURAL, id="policies", registry=registry)
     def policies(
         name: str,
         namespace: str | None,

@@ -22,6 +22,7 @@ def run_operator(
             f"(got {limits_url!r}); the pods read policies from there"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per status patch is noise
     registry = build_registry(limits_url)
     asyncio.run(
         kopf.operator(

@@ -1,0 +1,275 @@
+"""The Redis counter store: GCRA for a batch of requests in one atomic Lua call on the Redis clock.
+
+Concurrent requests of one event loop are coalesced: every request checked during a loop tick joins
+one batch, sent as a single EVALSHA once the loop gets round to it (at most `max_in_flight` batches
+are on the wire; whatever arrives meanwhile forms the next batch). The script decides the requests
+of a batch one after the other, exactly as if they had come one by one, so coalescing changes the
+cost, never the result.
+
+Keys share one hash tag (`{floodgate}:rl:…` by default), so every batch, whatever rules and clients
+it holds, lives in one slot and runs unchanged on Redis Cluster (at the price of not spreading
+counters over shards). The script is loaded through redis-py's `register_script`: a NOSCRIPT reply
+(SCRIPT FLUSH, Redis restart, fail-over) reloads it and retries transparently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from floodgate.ratelimit.breaker import CircuitBreaker
+from floodgate.ratelimit.gcra import Charge, GcraLimit, Outcome, StoreUnavailable
+
+logger = logging.getLogger("floodgate.ratelimit")
+
+# A transcription of gcra.decide() for a batch of requests; see that function for the maths.
+GCRA_BATCH_LUA = """
+-- KEYS: the batch's counter keys, each once.
+-- ARGV[1]: '' to use the server clock (production), or a time in microseconds (tests only).
+-- ARGV[2]: the batch as space-separated integers (one string is far cheaper to send than many
+--          arguments): per request its number of charges n, then n times
+--          key index into KEYS, interval_us, capacity, cost, shadow (0|1).
+-- Returns {now_us, then per charge: allowed (0|1), remaining, reset_us, retry_after_us}.
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end
+local function floordiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+  return q
+end
+local spec = {}
+for v in string.gmatch(ARGV[2], '%d+') do spec[#spec + 1] = tonumber(v) end
+local tats = {}
+local dirty = {}
+local out = {now}
+local pos = 1
+while pos <= #spec do
+  local n = spec[pos]
+  pos = pos + 1
+  local idx, ivl, cap, base, new, ok, shadow = {}, {}, {}, {}, {}, {}, {}
+  local denied = false
+  for i = 1, n do
+    local k = spec[pos]
+    idx[i] = k
+    ivl[i] = spec[pos + 1]
+    cap[i] = spec[pos + 2]
+    local cost = spec[pos + 3]
+    shadow[i] = spec[pos + 4] == 1
+    pos = pos + 5
+    local tat = tats[k]
+    if tat == nil then
+      local raw = redis.call('GET', KEYS[k])
+      if raw then tat = tonumber(raw) else tat = 0 end
+      tats[k] = tat
+    end
+    local b = now
+    if tat > now then b = tat end
+    base[i] = b
+    new[i] = b + cost * ivl[i]
+    ok[i] = new[i] - now <= cap[i] * ivl[i]
+    if not ok[i] and not shadow[i] then denied = true end
+  end
+  for i = 1, n do
+    local tolerance = cap[i] * ivl[i]
+    local state = base[i]
+    if ok[i] and not denied then
+      state = new[i]
+      tats[idx[i]] = state
+      dirty[idx[i]] = true
+    end
+    local room = now + tolerance - state
+    local remaining = 0
+    if room > 0 then remaining = floordiv(room, ivl[i]) end
+    local retry = 0
+    if not ok[i] then retry = new[i] - now - tolerance end
+    if ok[i] then out[#out + 1] = 1 else out[#out + 1] = 0 end
+    out[#out + 1] = remaining
+    out[#out + 1] = state - now
+    out[#out + 1] = retry
+  end
+end
+for k, _ in pairs(dirty) do
+  -- A key past its TAT means the same as no key: let Redis drop it then.
+  local ttl_ms = math.ceil((tats[k] - now) / 1000)
+  redis.call('SET', KEYS[k], string.format('%d', tats[k]), 'PX', string.format('%d', ttl_ms))
+end
+return out
+"""
+
+_Pending = tuple[Sequence[Charge], "asyncio.Future[list[Outcome]]"]
+
+
+class RedisStore:
+    """Counters in (shared) Redis; see the module docstring."""
+
+    remote = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 0.25,
+        coalesce: bool = True,
+        max_batch: int = 1024,
+        max_in_flight: int = 2,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.coalesce = coalesce
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self.breaker = breaker if breaker is not None else CircuitBreaker()
+        self._client: aioredis.Redis | None = None
+        self._script: Any = None
+        self._pending: list[_Pending] = []
+        self._flush_scheduled = False
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on
+        self._wire_cache: dict[tuple[GcraLimit, bool], str] = {}
+        self.calls = 0  # script calls made (for tests and measurements)
+
+    async def start(self) -> None:
+        # redis-py retries failed commands by default; a rate limiter must fail fast instead and let
+        # the breaker and the policy's failureMode decide.
+        self._client = aioredis.from_url(
+            self.url,
+            socket_timeout=self.timeout_s,
+            socket_connect_timeout=self.timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._script = self._client.register_script(GCRA_BATCH_LUA)
+        self._loop = asyncio.get_running_loop()
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.timeout_s * 2)
+        for _charges, future in self._pending:
+            if not future.done():
+                future.set_exception(StoreUnavailable("rate-limit store closed"))
+        self._pending.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def ping(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return bool(await self._client.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise RuntimeError("RedisStore.start() has not been called")
+        return self._client
+
+    async def acquire(self, charges: Sequence[Charge]) -> list[Outcome]:
+        if self.breaker.rejects_now():
+            self.breaker.before_call()  # raises with the remaining cool-down
+        if not self.coalesce:
+            return (await self.acquire_batch((charges,)))[0]
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Outcome]] = loop.create_future()
+        self._pending.append((charges, future))
+        if not self._flush_scheduled and self._in_flight < self.max_in_flight:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        while self._pending and self._in_flight < self.max_in_flight:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self.acquire_batch([charges for charges, _ in batch])
+        except BaseException as exc:
+            # Whatever went wrong, every waiting request gets an answer (its failure mode).
+            if not isinstance(exc, StoreUnavailable | asyncio.CancelledError):
+                logger.exception("rate-limit batch failed unexpectedly")
+            retry_after = exc.retry_after_s if isinstance(exc, StoreUnavailable) else 1.0
+            for _charges, future in batch:
+                if not future.done():
+                    future.set_exception(StoreUnavailable(str(exc), retry_after_s=retry_after))
+            if not isinstance(exc, Exception):  # cancellation, interpreter exit
+                raise
+        else:
+            for (_charges, future), outcomes in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(outcomes)
+        finally:
+            self._in_flight -= 1
+            if self._pending and not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    async def acquire_batch(
+        self, requests: Sequence[Sequence[Charge]], now_us: int | None = None
+    ) -> list[list[Outcome]]:
+        keys: dict[str, int] = {}
+        parts: list[str] = []
+        cache = self._wire_cache
+        for charges in requests:
+            parts.append(str(len(charges)))
+            for charge in charges:
+                index = keys.get(charge.key)
+                if index is None:
+                    index = keys[charge.key] = len(keys) + 1
+                wire = cache.get(charge[1:])
+                if wire is None:
+                    if len(cache) > 10_000:  # only policy reloads add entries
+                        cache.clear()
+                    limit = charge.limit
+                    wire = cache[charge[1:]] = (
+                        f"{limit.interval_us} {limit.capacity} {limit.cost} {int(charge.shadow)}"
+                    )
+                parts.append(str(index))
+                parts.append(wire)
+        args = ("" if now_us is None else str(now_us), " ".join(parts))
+        self.breaker.before_call()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                self.calls += 1
+                raw: list[int] = await self._script(keys=list(keys), args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.breaker.on_failure()
+            raise StoreUnavailable(f"rate-limit store error: {exc!r}") from exc
+        except BaseException:
+            self.breaker.on_failure()
+            raise
+        self.breaker.on_success()
+        results: list[list[Outcome]] = []
+        pos = 1
+        for charges in requests:
+            outcomes = []
+            for _ in charges:
+                outcomes.append(Outcome(raw[pos] == 1, raw[pos + 1], raw[pos + 2], raw[pos + 3]))
+                pos += 4
+            results.append(outcomes)
+        return results
