@@ -8,14 +8,45 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from floodgate import __version__
+from floodgate.cache import ResponseCacheMiddleware, TieredCache
 from floodgate.db import create_engine, create_sessionmaker, read_only_view
-from floodgate.domain import build_router
-from floodgate.health import database_check
+from floodgate.domain import build_router, cached_routes
+from floodgate.health import Probe, ReadinessCheck, database_probe
 from floodgate.health import router as health_router
 from floodgate.http_guard import RequestGuardMiddleware
 from floodgate.pagination import CursorCodec
 from floodgate.problems import install_problem_handlers
+from floodgate.ratelimit import RateLimiter, RateLimitMiddleware
+from floodgate.ratelimit.distribution import RedisPolicySource
 from floodgate.settings import Settings, load_settings
+from floodgate.telemetry import (  # telemetry
+    install_telemetry,
+    instrument_engine,
+    start_telemetry,
+    stop_telemetry,
+)
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    """Policies come from the file when one is set, else from the operator via the shared Redis."""
+    source = None
+    if settings.policy_file is None and settings.limits_url.startswith(("redis", "unix")):
+        source = RedisPolicySource(settings.limits_url)
+    return RateLimiter.from_settings(
+        limits_url=settings.limits_url,
+        policy_file=settings.policy_file,
+        policy_source=source,
+        trusted_proxies=settings.trusted_proxies,
+        legacy_headers=settings.ratelimit_legacy_headers,
+        timeout_s=settings.ratelimit_timeout_s,
+    )
+
+
+def cache_probe(cache: TieredCache) -> Probe:
+    async def probe() -> bool:
+        return all((await cache.check()).values())
+
+    return probe
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,15 +55,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await start_telemetry()  # telemetry
         engine = create_engine(settings)
+        instrument_engine(engine)  # telemetry
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.reader = read_only_view(engine)
-        app.state.readiness_checks = {"database": database_check(engine)}
+        await cache.start()
+        await limiter.start()
+        app.state.readiness_checks = {
+            "database": ReadinessCheck(database_probe(engine)),
+            "limits": ReadinessCheck(limiter.ping, required=False),
+            "cache": ReadinessCheck(cache_probe(cache), required=False),
+        }
         try:
             yield
         finally:
+            await limiter.close()
+            await cache.close()
             await engine.dispose()
+            await stop_telemetry()  # telemetry
 
     app = FastAPI(
         title="Floodgate",
@@ -46,4 +88,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(build_router())
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Built here, started in the lifespan: Starlette builds the middleware stack before that.
+    # Added innermost first: cache inside rate limiting inside telemetry.
+    cache = TieredCache.from_settings(
+        settings.cache_url,
+        settings.limits_url,
+        l1_max_entries=settings.cache_l1_max_entries,
+        default_ttl_s=settings.cache_default_ttl_s,
+        timeout_s=settings.cache_timeout_s,
+    )
+    app.state.cache = cache
+    app.add_middleware(
+        ResponseCacheMiddleware,
+        cache=cache,
+        routes=cached_routes(),
+        cache_control=settings.cache_control,
+    )
+    limiter = build_rate_limiter(settings)
+    app.state.limiter = limiter
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    install_telemetry(app, settings)  # telemetry: last, so its middleware is the outermost
     return app

@@ -26,3 +26,22 @@ errorlog = "-"
 loglevel = _settings.log_level
 proc_name = "floodgate"
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - heartbeat files
+
+# --- telemetry ---------------------------------------------------------------------------------
+# The metrics directory is prepared in the arbiter before any worker exists; tracing starts in each
+# worker after the fork (exporter threads do not survive one); dead workers' counts are kept.
+# Importing these modules loads neither prometheus_client nor a tracer provider.
+from floodgate.telemetry import gunicorn_hooks as _telemetry  # noqa: E402
+from floodgate.telemetry.logs import gunicorn_logconfig  # noqa: E402
+
+logconfig_dict = gunicorn_logconfig(_settings.log_level)
+
+
+def on_starting(server: object) -> None:
+    _telemetry.on_starting(server, _settings.metrics_multiproc_dir)
+
+
+post_fork = _telemetry.post_fork
+worker_exit = _telemetry.worker_exit
+child_exit = _telemetry.child_exit
+on_exit = _telemetry.on_exit

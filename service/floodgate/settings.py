@@ -42,9 +42,21 @@ class Settings(BaseSettings):
     db_echo: bool = False
 
     cache_url: str = "memory://"
+    cache_l1_max_entries: int = Field(default=10_000, ge=0, description="per process; 0 = no L1")
+    cache_default_ttl_s: float = Field(default=30.0, gt=0, le=86_400)
+    cache_timeout_s: float = Field(default=0.25, gt=0, le=10, description="per Redis call")
+    cache_control: str = Field(
+        default="no-cache", description="Cache-Control of cached responses (clients revalidate)"
+    )
     limits_url: str = "memory://"
     policy_file: Path | None = None
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = ()
+    ratelimit_legacy_headers: bool = Field(
+        default=False, description="also send X-RateLimit-Limit/Remaining/Reset"
+    )
+    ratelimit_timeout_s: float = Field(
+        default=0.25, gt=0, le=10, description="per call to the limits Redis before failing"
+    )
     operator_namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="namespaces the operator watches; empty = the whole cluster"
     )
@@ -109,6 +121,20 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # telemetry (tracing itself is configured by the standard OTEL_* variables)
+    metrics_enabled: bool = Field(default=True, description="serve GET /metrics, record http_*")
+    metrics_multiproc_dir: Path | None = Field(
+        default=None,
+        description="gunicorn: prometheus_client multiprocess directory, emptied at start "
+        "(default: PROMETHEUS_MULTIPROC_DIR, else a fresh directory under /dev/shm)",
+    )
+    access_log_sample_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="fraction of requests written to the JSON access log (5xx always, when > 0)",
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

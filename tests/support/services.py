@@ -155,7 +155,9 @@ class PostgresServer:
         )
         opts = (
             f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+            # Lets tests count the statements the service really ran.
+            "-c shared_preload_libraries=pg_stat_statements"
         )
         subprocess.run(
             [

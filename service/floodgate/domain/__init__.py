@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from floodgate.cache import CachedRoute
+
 
 def build_router() -> APIRouter:
     """The domain's routes under /api/v1."""
@@ -14,3 +16,10 @@ def build_router() -> APIRouter:
     api.include_router(users_router)
     api.include_router(messages_router)
     return api
+
+
+def cached_routes() -> tuple[CachedRoute, ...]:
+    """Routes whose GET responses the cache middleware serves."""
+    from floodgate.domain.caching import ROUTES
+
+    return ROUTES

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from floodgate.cache import TieredCache
 from floodgate.pagination import CursorCodec
 from floodgate.settings import Settings
 
@@ -27,6 +28,11 @@ async def get_reader(request: Request) -> AsyncEngine:
     return reader
 
 
+async def get_cache(request: Request) -> TieredCache:
+    cache: TieredCache = request.app.state.cache
+    return cache
+
+
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -39,5 +45,6 @@ async def get_cursor_codec(request: Request) -> CursorCodec:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReaderDep = Annotated[AsyncEngine, Depends(get_reader)]
+CacheDep = Annotated[TieredCache, Depends(get_cache)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from floodgate.domain.deps import CursorCodecDep, ReaderDep, SessionDep, SettingsDep
+from floodgate.domain import caching
+from floodgate.domain.deps import CacheDep, CursorCodecDep, ReaderDep, SessionDep, SettingsDep
 from floodgate.domain.messages import service
 from floodgate.domain.messages.models import MessageCreate, MessagePublic, MessageUpdate
 from floodgate.domain.types import MAX_ID
@@ -28,9 +29,14 @@ MessageIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="message id")]
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MessagePublic)
 async def create_message(
-    message_in: MessageCreate, session: SessionDep, request: Request, response: Response
+    message_in: MessageCreate,
+    session: SessionDep,
+    cache: CacheDep,
+    request: Request,
+    response: Response,
 ) -> MessagePublic:
     message = await service.create_message(session=session, message_in=message_in)
+    await caching.message_written(cache, user_id=message.user_id, counted=True)
     response.headers["Location"] = request.url_for("get_message", message_id=message.id).path
     return MessagePublic.model_validate(message)
 
@@ -48,6 +54,7 @@ async def list_messages(
     request: Request,
     response: Response,
     reader: ReaderDep,
+    cache: CacheDep,
     settings: SettingsDep,
     codec: CursorCodecDep,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -68,7 +75,11 @@ async def list_messages(
         )
     size = resolve_page_size(per_page, settings=settings, field="per_page")
     current = page or 1
-    total = await service.count_messages(reader=reader, user_id=user_id)
+    total = await caching.cached_total(
+        cache,
+        caching.messages_total_key(user_id),
+        lambda: service.count_messages(reader=reader, user_id=user_id),
+    )
     items = await service.list_messages_offset(
         reader=reader, user_id=user_id, offset=(current - 1) * size, limit=size
     )
@@ -118,15 +129,21 @@ async def get_message(message_id: MessageIdPath, reader: ReaderDep) -> MessagePu
 
 @router.patch("/{message_id}", response_model=MessagePublic)
 async def update_message(
-    message_id: MessageIdPath, message_in: MessageUpdate, session: SessionDep
+    message_id: MessageIdPath, message_in: MessageUpdate, session: SessionDep, cache: CacheDep
 ) -> MessagePublic:
     message = await service.update_message(
         session=session, message_id=message_id, message_in=message_in
+    )
+    await caching.message_written(
+        cache, user_id=message.user_id, message_ids=[message_id], counted=False
     )
     return MessagePublic.model_validate(message)
 
 
 @router.delete("/{message_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_message(message_id: MessageIdPath, session: SessionDep) -> Response:
-    await service.delete_message(session=session, message_id=message_id)
+async def delete_message(
+    message_id: MessageIdPath, session: SessionDep, cache: CacheDep
+) -> Response:
+    user_id = await service.delete_message(session=session, message_id=message_id)
+    await caching.message_written(cache, user_id=user_id, message_ids=[message_id], counted=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -70,10 +70,12 @@ async def update_message(
     return message
 
 
-async def delete_message(*, session: AsyncSession, message_id: int) -> None:
+async def delete_message(*, session: AsyncSession, message_id: int) -> int:
+    """Delete the message; returns its user id (whose totals changed)."""
     message = await get_message(session=session, message_id=message_id)
     await session.delete(message)
     await session.commit()
+    return message.user_id
 
 
 def _user_filter(user_id: int | None) -> list[ColumnElement[bool]]:

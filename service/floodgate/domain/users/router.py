@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from floodgate.domain.deps import ReaderDep, SessionDep, SettingsDep
+from floodgate.domain import caching
+from floodgate.domain.deps import CacheDep, ReaderDep, SessionDep, SettingsDep
 from floodgate.domain.types import MAX_ID, CleanStr
 from floodgate.domain.users import service
 from floodgate.domain.users.models import UserCreate, UserPublic, UserUpdate
@@ -19,9 +20,15 @@ UserIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="user id")]
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
 async def create_user(
-    user_in: UserCreate, session: SessionDep, request: Request, response: Response
+    user_in: UserCreate,
+    session: SessionDep,
+    cache: CacheDep,
+    request: Request,
+    response: Response,
 ) -> UserPublic:
     user = await service.create_user(session=session, user_in=user_in)
+    assert user.id is not None
+    await caching.user_written(cache, user_id=user.id, counted=True)
     response.headers["Location"] = request.url_for("get_user", user_id=user.id).path
     return UserPublic.model_validate(user)
 
@@ -29,6 +36,7 @@ async def create_user(
 @router.get("", response_model=OffsetPage[UserPublic])
 async def list_users(
     reader: ReaderDep,
+    cache: CacheDep,
     settings: SettingsDep,
     name: Annotated[
         CleanStr | None,
@@ -38,7 +46,13 @@ async def list_users(
     per_page: Annotated[int | None, Query(ge=1)] = None,
 ) -> OffsetPage[UserPublic]:
     size = resolve_page_size(per_page, settings=settings, field="per_page")
-    total = await service.count_users(reader=reader, name=name)
+    if name:
+        # Filtered totals are not cached: a write could not name every filter it affects.
+        total = await service.count_users(reader=reader, name=name)
+    else:
+        total = await caching.cached_total(
+            cache, caching.users_total_key(), lambda: service.count_users(reader=reader, name=None)
+        )
     items = await service.list_users(reader=reader, name=name, offset=(page - 1) * size, limit=size)
     return OffsetPage[UserPublic](
         items=items,
@@ -52,12 +66,16 @@ async def get_user(user_id: UserIdPath, reader: ReaderDep) -> UserPublic:
 
 
 @router.patch("/{user_id}", response_model=UserPublic)
-async def update_user(user_id: UserIdPath, user_in: UserUpdate, session: SessionDep) -> UserPublic:
+async def update_user(
+    user_id: UserIdPath, user_in: UserUpdate, session: SessionDep, cache: CacheDep
+) -> UserPublic:
     user = await service.update_user(session=session, user_id=user_id, user_in=user_in)
+    await caching.user_written(cache, user_id=user_id, counted=False)
     return UserPublic.model_validate(user)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: UserIdPath, session: SessionDep) -> Response:
-    await service.delete_user(session=session, user_id=user_id)
+async def delete_user(user_id: UserIdPath, session: SessionDep, cache: CacheDep) -> Response:
+    message_ids = await service.delete_user(session=session, user_id=user_id)
+    await caching.user_written(cache, user_id=user_id, counted=True, message_ids=message_ids)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

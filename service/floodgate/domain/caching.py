@@ -1,0 +1,66 @@
+"""What the domain caches and which writes evict what (the platform cache never imports this).
+
+Cached: single users and messages (whole responses, served by the cache middleware before FastAPI
+runs) and the `COUNT(*)` behind offset pagination's `meta.total` (short TTL). Every write evicts
+what it changed after its transaction commits; `TieredCache.invalidate*` returns once every
+process has evicted, so no read after a successful write sees the old value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from floodgate.cache import CachedRoute, TieredCache, make_key
+
+MESSAGE = CachedRoute(
+    name="message",
+    namespace="messages",
+    path="/api/v1/messages/{message_id}",
+    path_params={"message_id": int},
+)
+USER = CachedRoute(
+    name="user",
+    namespace="users",
+    path="/api/v1/users/{user_id}",
+    path_params={"user_id": int},
+)
+ROUTES = (MESSAGE, USER)
+
+# Totals may lag a write by nothing (evicted on insert/delete) and live this long at most.
+TOTAL_TTL_S = 5.0
+
+
+def messages_total_key(user_id: int | None) -> str:
+    return make_key("messages", "total", user_id=user_id if user_id is not None else "all")
+
+
+def users_total_key() -> str:
+    return make_key("users", "total")
+
+
+async def cached_total(cache: TieredCache, key: str, count: Callable[[], Awaitable[int]]) -> int:
+    return int(await cache.get_or_load(key, count, ttl=TOTAL_TTL_S))
+
+
+async def message_written(
+    cache: TieredCache, *, user_id: int, message_ids: Iterable[int] = (), counted: bool
+) -> None:
+    """After a message insert/update/delete: its response and, if rows came or went, the totals."""
+    keys = [MESSAGE.key(message_id=mid) for mid in message_ids]
+    if counted:
+        keys += [messages_total_key(user_id), messages_total_key(None)]
+    await cache.invalidate_keys(*keys)
+
+
+async def user_written(
+    cache: TieredCache, *, user_id: int, counted: bool, message_ids: Iterable[int] = ()
+) -> None:
+    """After a user insert/update/delete (a delete takes the user's messages along)."""
+    keys = [USER.key(user_id=user_id)]
+    if counted:
+        keys.append(users_total_key())
+    ids = list(message_ids)
+    keys += [MESSAGE.key(message_id=mid) for mid in ids]
+    if ids:
+        keys += [messages_total_key(user_id), messages_total_key(None)]
+    await cache.invalidate_keys(*keys)

@@ -1,0 +1,225 @@
+"""One pure-ASGI middleware for the request's metrics, span and (sampled) access log, in one pass.
+
+Cheaper than prometheus-fastapi-instrumentator + opentelemetry-instrumentation-fastapi while keeping
+their metric names and span attributes: the route template is read from the scope after routing
+(no second route matching), label children are bound once, and an unsampled request creates no span
+object at all, just a context carrying its trace id for the logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterable
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from floodgate.telemetry import tracing
+from floodgate.telemetry.exemplars import ExemplarStore
+from floodgate.telemetry.metrics import KNOWN_METHODS, UNTEMPLATED_HANDLER, HttpMetrics
+
+access_log = logging.getLogger("floodgate.access")
+DEFAULT_EXCLUDED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def route_template(scope: Scope) -> str | None:
+    """The matched route's path template (`/api/v1/users/{user_id}`), read after routing.
+
+    FastAPI >= 0.16x keeps the full (prefixed) template on its effective route context; older
+    versions copy prefixed routes, so the route's own `path_format` is complete there.
+    """
+    fastapi_scope = scope.get("fastapi")
+    if fastapi_scope:
+        effective = fastapi_scope.get("effective_route_context")
+        if effective is not None:
+            template: str | None = getattr(effective, "path_format", None)
+            if template:
+                return template
+    route = scope.get("route")
+    if route is not None:
+        return getattr(route, "path_format", None) or getattr(route, "path", None)
+    return None
+
+
+class TelemetryMiddleware:
+    """Records `http_*` metrics, the SERVER span and the sampled access log of HTTP requests."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: HttpMetrics | None,
+        exemplars: ExemplarStore,
+        excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
+        access_log_sample_rate: float = 0.0,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.exemplars = exemplars
+        self.excluded = frozenset(excluded_paths)
+        self.access_log_sample_rate = access_log_sample_rate
+        self._propagation_fields = frozenset(
+            f.lower().encode("latin-1") for f in propagate.get_global_textmap().fields
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.excluded:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method = scope["method"]
+        if method not in KNOWN_METHODS:
+            method = "_OTHER"
+        request_bytes = 0
+        carrier: dict[str, str] | None = None
+        fields = self._propagation_fields
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                with contextlib.suppress(ValueError):
+                    request_bytes = int(value)
+            elif name in fields:
+                if carrier is None:
+                    carrier = {}
+                carrier[name.decode("latin-1")] = value.decode("latin-1")
+
+        span: Span | None = None
+        token: object | None = None
+        active = tracing.ACTIVE
+        if active is not None:
+            parent_context: Context | None = None
+            parent = None
+            if carrier is not None:
+                parent_context = propagate.extract(carrier)
+                parent = trace.get_current_span(parent_context).get_span_context()
+                if not parent.is_valid:
+                    parent = None
+            trace_id = parent.trace_id if parent is not None else random.getrandbits(128) or 1
+            if active.policy.sampled(trace_id, parent):
+                span = active.start_server_span(
+                    method, parent_context, trace_id, _request_attributes(scope, method)
+                )
+                token = otel_context.attach(trace.set_span_in_context(span, parent_context))
+            else:
+                token = otel_context.attach(
+                    tracing.unsampled_context(trace_id, parent, parent_context)
+                )
+
+        status_code = 500
+        response_bytes = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status_code, response_bytes
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            elif message["type"] == "http.response.body":
+                response_bytes += len(message.get("body", b""))
+            await send(message)
+
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.request_started()
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            duration = time.perf_counter() - started
+            if metrics is not None:
+                metrics.request_finished()
+            template = route_template(scope)
+            handler = template or UNTEMPLATED_HANDLER
+            trace_id_hex: str | None = None
+            if span is not None:
+                trace_id_hex = format(span.get_span_context().trace_id, "032x")
+                _finish_span(span, method, template, status_code, error)
+            if metrics is not None:
+                metrics.observe(
+                    method,
+                    status_code,
+                    handler,
+                    duration,
+                    request_bytes,
+                    response_bytes,
+                    self.exemplars,
+                    trace_id_hex,
+                )
+            rate = self.access_log_sample_rate
+            if rate > 0.0 and (status_code >= 500 or random.random() < rate):  # noqa: S311 - sampling
+                _log_access(scope, method, handler, status_code, duration, response_bytes)
+            if token is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+
+
+def _request_attributes(scope: Scope, method: str) -> dict[str, Any]:
+    """HTTP server span attributes (stable semantic conventions), for sampled requests only."""
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    if method == "_OTHER":
+        attributes["http.request.method_original"] = scope["method"]
+    server = scope.get("server")
+    if server:
+        attributes["server.address"] = server[0]
+        if server[1] is not None:
+            attributes["server.port"] = server[1]
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            attributes["user_agent.original"] = value.decode("latin-1")
+        elif name == b"host":
+            attributes["server.address"] = value.decode("latin-1").rsplit(":", 1)[0]
+    # url.query is left out on purpose: query strings carry tokens and personal data.
+    return attributes
+
+
+def _finish_span(
+    span: Span, method: str, template: str | None, status_code: int, error: BaseException | None
+) -> None:
+    if template is not None:
+        span.set_attribute("http.route", template)
+        span.update_name(f"{method if method != '_OTHER' else 'HTTP'} {template}")
+    elif method == "_OTHER":
+        span.update_name("HTTP")
+    span.set_attribute("http.response.status_code", status_code)
+    if error is not None:
+        span.record_exception(error)
+        span.set_attribute("error.type", type(error).__qualname__)
+        span.set_status(StatusCode.ERROR, type(error).__qualname__)
+    elif status_code >= 500:
+        span.set_attribute("error.type", str(status_code))
+        span.set_status(StatusCode.ERROR)
+    span.end()
+
+
+def _log_access(
+    scope: Scope, method: str, handler: str, status_code: int, duration: float, response_bytes: int
+) -> None:
+    # The path is logged without its query string (tokens, personal data); never bodies or headers.
+    access_log.info(
+        "%s %s %d",
+        method,
+        scope["path"],
+        status_code,
+        extra={
+            "http_method": method,
+            "http_route": handler,
+            "url_path": scope["path"],
+            "http_status": status_code,
+            "duration_ms": round(duration * 1000, 3),
+            "response_bytes": response_bytes,
+        },
+    )
