@@ -214,9 +214,9 @@ def check_routes(app: Any, routes: Iterable[CachedRoute]) -> list[str]:
     # FastAPI keeps included routers nested; the route contexts carry each route's full path.
     by_path: dict[str, APIRoute] = {}
     for context in iter_route_contexts(app.routes):
-        route = context.original_route
-        if isinstance(route, APIRoute) and "GET" in (route.methods or ()) and context.path:
-            by_path[context.path] = route
+        candidate = context.original_route
+        if isinstance(candidate, APIRoute) and "GET" in (candidate.methods or ()) and context.path:
+            by_path[context.path] = candidate
     for route in routes:
         api = by_path.get(route.path)
         if api is None:
