@@ -26,11 +26,14 @@ run: venv  ## serve the API on http://127.0.0.1:8000 (SQLite, in-memory cache an
 	.venv/bin/floodgate migrate
 	.venv/bin/floodgate serve --host 127.0.0.1 --port 8000
 
-services:  ## install PostgreSQL and Redis from Debian if missing (tests start their own)
+services:  ## install PostgreSQL, Redis and Prometheus from Debian if missing (tests start their own)
 	scripts/ensure-services.sh
+	scripts/ensure-prometheus.sh
 
-tools: venv  ## build/install helm, kubectl, kube-apiserver, etcd into .tools/bin (cached per user)
+tools: venv  ## build helm, kubectl, kube-apiserver, etcd, jaeger, skaffold into .tools/ (cached per user)
 	scripts/tools.sh
+	scripts/tools-jaeger.sh
+	scripts/tools-skaffold.sh
 
 test: venv services tools  ## everything: unit, integration (PostgreSQL, Redis), k8s (control plane)
 	.venv/bin/pytest
@@ -43,6 +46,8 @@ lint: venv  ## ruff + mypy --strict + hadolint
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/hadolint service/Dockerfile
+	@if [ -x .tools/bin/helm ]; then .tools/bin/helm lint --strict helm/floodgate; fi
+	.venv/bin/python -m tests.support.chart check
 
 fmt: venv  ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .

@@ -18,6 +18,9 @@ from floodgate.cache.etag import if_none_match_hits
 from floodgate.cache.routes import CachedRoute, RouteMatcher
 from floodgate.cache.tiered import Loaded, TieredCache
 
+# The scope key telemetry reads for the route template (a plain string: no import of telemetry).
+ROUTE_TEMPLATE_KEY = "floodgate.route_template"
+
 # Set per response by the server or by us; never replayed from the cache.
 _DROPPED: Final = frozenset(
     {
@@ -118,6 +121,8 @@ class ResponseCacheMiddleware:
             await self.app(scope, receive, send)
             return
         route, match = found
+        # Outer telemetry labels the request with its template even when we answer it ourselves.
+        scope[ROUTE_TEMPLATE_KEY] = route.path
         key = route.request_key(match, scope["query_string"])
         if key is None:
             await self.app(scope, receive, send)
