@@ -9,7 +9,7 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: help venv run test test-unit lint fmt bench tools services clean
+.PHONY: help venv run test test-unit lint fmt bench bench-quick tools services clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,13 +48,19 @@ lint: venv  ## ruff + mypy --strict + hadolint
 	.venv/bin/hadolint service/Dockerfile
 	@if [ -x .tools/bin/helm ]; then .tools/bin/helm lint --strict helm/floodgate; fi
 	.venv/bin/python -m tests.support.chart check
+	.venv/bin/python grafana/generate.py --check
 
 fmt: venv  ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-bench: venv  ## benchmark suite (not yet: see the benchmark issue)
-	@echo "make bench: not yet implemented (benchmark issue)"; exit 1
+bench: venv  ## benchmark suite: anchors vs Floodgate → bench/results/latest.{json,md,png} + BENCHMARKS.md
+	bench/setup.sh
+	$(PY) -m bench.run --publish
+
+bench-quick: venv  ## benchmark smoke run (< 2 min, noisy figures, no thresholds): bench/results/quick.*
+	bench/setup.sh
+	$(PY) -m bench.run --quick
 
 clean:  ## remove the virtualenv and local data (keeps the per-user tool cache)
 	rm -rf .venv .tools/uv floodgate.db

@@ -35,8 +35,10 @@ class Settings(BaseSettings):
         description="production refuses development-only defaults (e.g. the cursor secret)",
     )
     database_url: str = "sqlite+aiosqlite:///./floodgate.db"
-    db_pool_size: int = Field(default=10, ge=1, le=500)
-    db_max_overflow: int = Field(default=10, ge=0, le=500)
+    # A fixed pool: overflow connections are closed when returned, so under sustained load they
+    # are reopened all the time (measured: 283 new sessions in 3 s at 64 concurrent requests).
+    db_pool_size: int = Field(default=20, ge=1, le=500)
+    db_max_overflow: int = Field(default=0, ge=0, le=500)
     db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0, description="0 = no limit")
     db_echo: bool = False

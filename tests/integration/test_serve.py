@@ -67,11 +67,12 @@ def test_sigterm_lets_in_flight_requests_finish(
             tx = locker.transaction()
             await tx.start()
             await locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
-            async with httpx.AsyncClient(timeout=30) as client:
+            async with httpx.AsyncClient(timeout=60) as client:
                 pending = asyncio.create_task(
                     client.get(f"{server.url}/api/v1/messages/{message['id']}")
                 )
-                deadline = time.monotonic() + 10
+                # Generous: under load a gunicorn worker may still be booting when it accepts.
+                deadline = time.monotonic() + 30
                 # Observable state, not a sleep: the request waits on the lock inside the server.
                 while time.monotonic() < deadline:
                     waiting = await locker.fetchval(

@@ -26,6 +26,8 @@ from redis.exceptions import RedisError
 from floodgate.cache.breaker import RateLimitedLog
 from floodgate.cache.stores import RedisEndpoint, Unavailable, redis_client
 
+# Invalidation messages handled per batch by a listener.
+MAX_BATCH = 256
 logger = logging.getLogger("floodgate.cache")
 MAX_PENDING_KEYS: Final = 10_000
 
@@ -193,7 +195,7 @@ class RedisBus:
     async def _listen(self) -> None:
         backoff, first = 0.05, True
         while True:
-            client = redis_client(self.endpoint.url, self.endpoint.timeout_s)
+            client = redis_client(self.endpoint.url, self.endpoint.timeout_s, role="shared")
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
@@ -211,8 +213,17 @@ class RedisBus:
                     task.add_done_callback(self._republish.discard)
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
+                    # Drain what has already arrived and handle it as one batch: one eviction
+                    # pass and one acknowledging round trip, however many writers are busy.
+                    batch: list[bytes] = []
+                    while message is not None and len(batch) < MAX_BATCH:
+                        if message.get("type") == "message":
+                            batch.append(message["data"])
+                        message = await pubsub.get_message(timeout=0.0)
                     if message is not None and message.get("type") == "message":
-                        await self._handle(message["data"])
+                        batch.append(message["data"])
+                    if batch:
+                        await self._handle(batch)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, TimeoutError) as exc:
@@ -228,23 +239,41 @@ class RedisBus:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
-    async def _handle(self, data: bytes) -> None:
-        try:
-            inv, origin, ack_key = Invalidation.from_wire(data)
-        except (ValueError, KeyError, TypeError):
-            logger.warning("ignoring a malformed cache invalidation message")
+    async def _handle(self, batch: list[bytes]) -> None:
+        received: list[tuple[Invalidation, str, str]] = []
+        for data in batch:
+            try:
+                received.append(Invalidation.from_wire(data))
+            except (ValueError, KeyError, TypeError):
+                logger.warning("ignoring a malformed cache invalidation message")
+        foreign = [inv for inv, origin, _ in received if origin != self.origin]
+        if foreign and self._apply is not None:
+            await self._apply(_combine(foreign))
+        ack_keys = [ack_key for _, _, ack_key in received]
+        if not ack_keys:
             return
-        if origin != self.origin and self._apply is not None:
-            await self._apply(inv)
+        ttl_ms = max(1000, int(self.ack_timeout_s * 2000))
 
         async def ack(client: aioredis.Redis) -> None:
             async with client.pipeline(transaction=False) as pipe:
-                pipe.rpush(ack_key, self.origin)
-                pipe.pexpire(ack_key, max(1000, int(self.ack_timeout_s * 2000)))
+                for ack_key in ack_keys:
+                    pipe.rpush(ack_key, self.origin)
+                    pipe.pexpire(ack_key, ttl_ms)
                 await pipe.execute()
 
         with contextlib.suppress(Unavailable):
             await self.endpoint.call(ack)
+
+
+def _combine(invs: list[Invalidation]) -> Invalidation:
+    """One invalidation covering all of `invs` (no escalation to `everything` for many keys)."""
+    if len(invs) == 1:
+        return invs[0]
+    if any(inv.everything for inv in invs):
+        return Invalidation(everything=True)
+    keys = tuple(dict.fromkeys(k for inv in invs for k in inv.keys))
+    namespaces = tuple(dict.fromkeys(n for inv in invs for n in inv.namespaces))
+    return Invalidation(keys, namespaces)
 
 
 async def _pop(key: str, count: int, client: aioredis.Redis) -> list[bytes] | None:

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from floodgate.cache.breaker import CircuitBreaker, RateLimitedLog
 from floodgate.cache.lru import TtlLru
+from floodgate.telemetry import instrument_redis
 
 T = TypeVar("T")
 logger = logging.getLogger("floodgate.cache")
@@ -61,7 +62,9 @@ class Unavailable(Exception):
     """A backend was skipped (circuit open) or failed; the caller carries on without it."""
 
 
-def redis_client(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
+def redis_client(
+    url: str, timeout_s: float, max_connections: int = 64, *, role: str = "sidecar"
+) -> aioredis.Redis:
     """A client that fails fast: no retries (the breaker decides what happens next), and a bounded
     pool whose callers queue for a connection rather than fail when many requests miss at once."""
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -73,7 +76,8 @@ def redis_client(url: str, timeout_s: float, max_connections: int = 64) -> aiore
         retry=Retry(NoBackoff(), 0),
         health_check_interval=5,
     )
-    return aioredis.Redis.from_pool(pool)
+    # Latency histogram per command and child spans of sampled requests (telemetry).
+    return instrument_redis(aioredis.Redis.from_pool(pool), role=role)
 
 
 class RedisEndpoint:
@@ -90,6 +94,8 @@ class RedisEndpoint:
         log_interval_s: float,
     ) -> None:
         self.name = name
+        # The sidecar holds L2; the bus (and the fill lock) live on the shared Redis.
+        self.role = "shared" if name == "bus" else "sidecar"
         self.url = url
         self.timeout_s = timeout_s
         self.breaker = breaker
@@ -99,7 +105,7 @@ class RedisEndpoint:
 
     def open(self) -> aioredis.Redis:
         if self.client is None:
-            self.client = redis_client(self.url, self.timeout_s)
+            self.client = redis_client(self.url, self.timeout_s, role=self.role)
         return self.client
 
     async def close(self) -> None:

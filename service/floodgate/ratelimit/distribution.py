@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from floodgate.ratelimit.model import RateLimitPolicy
 from floodgate.ratelimit.sources import PolicySink
+from floodgate.telemetry import instrument_redis
 
 POLICYSET_KEY = "floodgate:policyset"
 POLICYSET_CHANNEL = "floodgate:policyset"
@@ -92,7 +93,10 @@ class RedisPolicySource:
 
     async def start(self, sink: PolicySink) -> None:
         self._sink = sink
-        self._redis = aioredis.from_url(self._url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis = instrument_redis(
+            aioredis.from_url(self._url, socket_timeout=2.0, socket_connect_timeout=2.0),
+            role="shared",
+        )
         try:
             await self._refresh()
         except (aioredis.RedisError, OSError) as exc:

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from floodgate.ratelimit.breaker import CircuitBreaker
 from floodgate.ratelimit.gcra import Charge, GcraLimit, Outcome, StoreUnavailable
+from floodgate.telemetry import instrument_redis
 
 logger = logging.getLogger("floodgate.ratelimit")
 
@@ -145,12 +146,15 @@ class RedisStore:
     async def start(self) -> None:
         # redis-py retries failed commands by default; a rate limiter must fail fast instead and let
         # the breaker and the policy's failureMode decide.
-        self._client = aioredis.from_url(
-            self.url,
-            socket_timeout=self.timeout_s,
-            socket_connect_timeout=self.timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
+        self._client = instrument_redis(
+            aioredis.from_url(
+                self.url,
+                socket_timeout=self.timeout_s,
+                socket_connect_timeout=self.timeout_s,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+            ),
+            role="shared",
         )
         self._script = self._client.register_script(GCRA_BATCH_LUA)
         self._loop = asyncio.get_running_loop()

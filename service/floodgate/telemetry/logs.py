@@ -112,14 +112,15 @@ def gunicorn_logconfig(level: str = "info") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        # Named like configure_logging's handler: a worker replaces it rather than adding a second.
         "handlers": {
-            "json": {
+            _HANDLER_NAME: {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
                 "stream": "ext://sys.stdout",
             }
         },
-        "root": {"level": level.upper(), "handlers": ["json"]},
+        "root": {"level": level.upper(), "handlers": [_HANDLER_NAME]},
         "loggers": {
             "gunicorn.error": {"level": level.upper(), "handlers": [], "propagate": True},
             "gunicorn.access": {"level": level.upper(), "handlers": [], "propagate": False},

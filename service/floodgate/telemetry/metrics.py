@@ -207,7 +207,7 @@ def _redis_duration() -> Histogram:
     return Histogram(
         "floodgate_redis_command_duration_seconds",
         "Redis round trips as seen by the client (command or pipeline), by role "
-        "(cache = the pod's sidecar, limits = the shared Redis) and command.",
+        "(sidecar = the pod's cache Redis, shared = the shared Redis) and command.",
         ("role", "command"),
         buckets=REDIS_BUCKETS,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 import time
 from collections.abc import Iterable
 from typing import Any, Final
@@ -19,6 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, StatusCode
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from floodgate.telemetry import tracing
@@ -27,6 +29,9 @@ from floodgate.telemetry.metrics import KNOWN_METHODS, UNTEMPLATED_HANDLER, Http
 
 access_log = logging.getLogger("floodgate.access")
 DEFAULT_EXCLUDED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+# Middleware that answers before routing (a response cache) and knows the route template puts it
+# here: the request is then recorded under its template at no cost.
+ROUTE_TEMPLATE_KEY: Final = "floodgate.route_template"
 
 
 def route_template(scope: Scope) -> str | None:
@@ -35,6 +40,9 @@ def route_template(scope: Scope) -> str | None:
     FastAPI >= 0.16x keeps the full (prefixed) template on its effective route context; older
     versions copy prefixed routes, so the route's own `path_format` is complete there.
     """
+    annotated: str | None = scope.get(ROUTE_TEMPLATE_KEY)
+    if annotated:
+        return annotated
     fastapi_scope = scope.get("fastapi")
     if fastapi_scope:
         effective = fastapi_scope.get("effective_route_context")
@@ -46,6 +54,45 @@ def route_template(scope: Scope) -> str | None:
     if route is not None:
         return getattr(route, "path_format", None) or getattr(route, "path", None)
     return None
+
+
+class RouteTemplates:
+    """The app's route templates, for responses sent before routing ran (429, 413, cache hits).
+
+    Built on first use from the app's routes; a linear scan of compiled templates, paid only by
+    requests that routing never saw.
+    """
+
+    def __init__(self) -> None:
+        self._app: object = None
+        self._compiled: list[tuple[re.Pattern[str], str]] = []
+
+    def _build(self, app: object) -> None:
+        templates: dict[str, None] = {}
+        for route in getattr(app, "routes", ()):
+            contexts = getattr(route, "effective_route_contexts", None)
+            candidates = list(contexts()) if callable(contexts) else [route]
+            for candidate in candidates:
+                starlette_route = getattr(candidate, "starlette_route", None)
+                template = getattr(candidate, "path_format", None) or getattr(
+                    starlette_route, "path_format", None
+                )
+                if isinstance(template, str) and template not in DEFAULT_EXCLUDED_PATHS:
+                    templates[template] = None
+        self._compiled = [(compile_path(t)[0], t) for t in templates]
+        self._app = app
+
+    def match(self, scope: Scope) -> str | None:
+        app = scope.get("app")
+        if app is None:
+            return None
+        if app is not self._app:
+            self._build(app)
+        path = scope["path"]
+        for regex, template in self._compiled:
+            if regex.match(path):
+                return template
+        return None
 
 
 class TelemetryMiddleware:
@@ -65,6 +112,7 @@ class TelemetryMiddleware:
         self.exemplars = exemplars
         self.excluded = frozenset(excluded_paths)
         self.access_log_sample_rate = access_log_sample_rate
+        self._templates = RouteTemplates()
         self._propagation_fields = frozenset(
             f.lower().encode("latin-1") for f in propagate.get_global_textmap().fields
         )
@@ -136,6 +184,8 @@ class TelemetryMiddleware:
             if metrics is not None:
                 metrics.request_finished()
             template = route_template(scope)
+            if template is None and status_code != 404:
+                template = self._templates.match(scope)
             handler = template or UNTEMPLATED_HANDLER
             trace_id_hex: str | None = None
             if span is not None:

@@ -168,3 +168,21 @@ async def test_an_unacknowledged_invalidation_returns_after_the_ack_timeout(
     started = time.monotonic()
     await writer.invalidate_keys("t:stuck:1")
     assert 0.15 < time.monotonic() - started < 1.0
+
+
+async def test_a_burst_of_writes_is_acknowledged_in_batches_without_timeouts(
+    redis_server: RedisServer, make_cache: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caches = await pods(redis_server, make_cache, ack_timeout_s=1.0)
+    db = Loader("v")
+    for cache in caches:
+        await cache.get_or_load("t:burst:0", db)
+    began = time.monotonic()
+    # 300 writers at once: listeners drain what has arrived and acknowledge it in one round trip.
+    await asyncio.gather(*(caches[i % 4].invalidate_keys(f"t:burst:{i}") for i in range(300)))
+    elapsed = time.monotonic() - began
+    assert "acknowledged by" not in caplog.text
+    assert elapsed < 1.0, f"300 concurrent invalidations took {elapsed:.2f}s"
+    db.value = "w"
+    for cache in caches:
+        assert await cache.get_or_load("t:burst:0", db) == "w"
