@@ -71,11 +71,13 @@ def test_sigterm_lets_in_flight_requests_finish(
                 pending = asyncio.create_task(
                     client.get(f"{server.url}/api/v1/messages/{message['id']}")
                 )
-                # Generous: under load a gunicorn worker may still be booting when it accepts.
-                deadline = time.monotonic() + 30
                 # Observable state, not a sleep: the request waits on the lock inside the server.
+                # Watched from outside the locking transaction: inside it, PostgreSQL would keep
+                # serving the pg_stat_activity snapshot taken at its first read.
+                watcher = await asyncpg.connect(postgres_server.dsn("serve"))
+                deadline = time.monotonic() + 30
                 while time.monotonic() < deadline:
-                    waiting = await locker.fetchval(
+                    waiting = await watcher.fetchval(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                         "AND application_name = 'floodgate'"
                     )
@@ -83,7 +85,8 @@ def test_sigterm_lets_in_flight_requests_finish(
                         break
                     await asyncio.sleep(0.02)
                 else:
-                    raise AssertionError("request never reached the database")
+                    raise AssertionError(f"request never reached the database: {pending!r}")
+                await watcher.close()
                 server.proc.send_signal(15)
                 await asyncio.sleep(0.5)
                 assert server.proc.poll() is None, "server exited with a request in flight"
