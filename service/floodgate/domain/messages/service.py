@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, ColumnElement, Table, bindparam, func, litera
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from floodgate.db import fetch_row
 from floodgate.domain.common import UTCDateTime, utcnow
 from floodgate.domain.errors import integrity_kind
 from floodgate.domain.messages.models import Message, MessageCreate, MessagePublic, MessageUpdate
@@ -27,11 +28,10 @@ def _missing(message_id: int) -> NotFound:
 
 
 async def read_message(*, reader: AsyncEngine, message_id: int) -> MessagePublic:
-    async with reader.connect() as conn:
-        row = (await conn.execute(_BY_ID, {"message_id": message_id})).first()
+    row = await fetch_row(reader, _BY_ID, {"message_id": message_id})
     if row is None:
         raise _missing(message_id)
-    return MessagePublic.model_validate(row._mapping)
+    return MessagePublic.model_validate(row)
 
 
 async def get_message(*, session: AsyncSession, message_id: int) -> Message:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from floodgate.db import fetch_row
 from floodgate.domain.common import escape_like
 from floodgate.domain.errors import integrity_kind
 from floodgate.domain.messages.models import Message
@@ -28,11 +29,10 @@ def _duplicate(email: str) -> Conflict:
 
 
 async def read_user(*, reader: AsyncEngine, user_id: int) -> UserPublic:
-    async with reader.connect() as conn:
-        row = (await conn.execute(_BY_ID, {"user_id": user_id})).first()
+    row = await fetch_row(reader, _BY_ID, {"user_id": user_id})
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
-    return UserPublic.model_validate(row._mapping)
+    return UserPublic.model_validate(row)
 
 
 async def get_user(*, session: AsyncSession, user_id: int) -> User:
