@@ -14,24 +14,20 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 import yaml
 
 from tests.support import chart
 from tests.support.chart import CHART, CI_VALUES, Manifest
 from tests.support.k8s import ControlPlane
-from tests.support.server import FLOODGATE
-from tests.support.services import RedisServer, free_port, start_redis
+from tests.support.operator import OperatorProcess, eventually, start_operator
+from tests.support.services import RedisServer, start_redis
 
 pytestmark = [pytest.mark.k8s]
 
@@ -41,17 +37,6 @@ ADDON_KINDS = {"ServiceMonitor", "ScaledObject"}
 # Namespaces named by ci/namespaced-operator-values.yaml (Roles, dashboards): they must exist.
 CI_NAMESPACES = ("shop", "billing", "monitoring")
 T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    began = time.monotonic()
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -308,56 +293,18 @@ def kubectl_as(cp: ControlPlane, kubeconfig: Path, *args: str) -> subprocess.Com
     )
 
 
-@dataclass
-class RunningOperator:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.log.read_text(errors="replace")
-
-
 def start_chart_operator(
     operator: Manifest, kubeconfig: Path, redis: RedisServer, workdir: Path
-) -> RunningOperator:
+) -> OperatorProcess:
     """`floodgate` with the chart's operator args and plain env, the SA kubeconfig, a real Redis."""
     (container,) = operator["spec"]["template"]["spec"]["containers"]
-    args = list(container["args"])
-    port = free_port()
-    args[args.index("--liveness-port") + 1] = str(port)
     env = {
         **os.environ,
         **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e},
         "KUBECONFIG": str(kubeconfig),
         "FLOODGATE_LIMITS_URL": redis.url,  # the chart's comes from the in-cluster Redis Secret
     }
-    log = workdir / f"operator-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(FLOODGATE), *args, "--liveness-host", "127.0.0.1"],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    running = RunningOperator(proc, log)
-
-    def alive() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    eventually(alive, 60, "the operator's liveness endpoint")
-    return running
+    return start_operator(env, workdir, args=list(container["args"]))
 
 
 @pytest.fixture(scope="module")
@@ -417,7 +364,7 @@ def test_the_operator_works_with_only_the_charts_rbac(
     running = start_chart_operator(operator, kubeconfig, redis, tmp_path)
     try:
         ok(cp.kubectl("apply", "-n", ns, "-f", str(EXAMPLE_POLICY)))
-        status = eventually(lambda: accepted(cp, ns, "reads"), 30, "the policy's status")
+        status, _ = eventually(lambda: accepted(cp, ns, "reads"), 30, "the policy's status")
         assert {c["type"] for c in status["conditions"]} >= {"Accepted", "Programmed"}
     finally:
         log = running.stop()

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,26 +16,15 @@ import httpx
 import pytest
 
 from tests.support.k8s import ControlPlane
+from tests.support.operator import OperatorProcess, eventually, start_operator
 from tests.support.server import FLOODGATE, ServerProcess, start_server
-from tests.support.services import RedisServer, free_port, start_redis
+from tests.support.services import RedisServer, start_redis
 
 pytestmark = [pytest.mark.k8s, pytest.mark.redis]
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "k8s" / "crds" / "ratelimitpolicies.floodgate.dev.yaml"
 T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], timeout: float, what: str) -> tuple[T, float]:
-    """Poll until `check` returns something truthy; returns it and the seconds it took."""
-    began = time.monotonic()
-    while True:
-        result = check()
-        if result:
-            return result, time.monotonic() - began
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def policy(name: str, namespace: str, requests: int, *, path: str = "/api/v1/users") -> str:
@@ -63,51 +50,8 @@ def policy(name: str, namespace: str, requests: int, *, path: str = "/api/v1/use
     )
 
 
-@dataclass
-class Operator:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def start_operator(cp: ControlPlane, redis: RedisServer, workdir: Path) -> Operator:
-    port = free_port()
-    log = workdir / f"operator-{port}.log"
-    env = cp.client_env({"FLOODGATE_LIMITS_URL": redis.url})
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(FLOODGATE),
-                "operator",
-                "--liveness-host",
-                "127.0.0.1",
-                "--liveness-port",
-                str(port),
-            ],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    operator = Operator(proc, log)
-
-    def alive() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    eventually(alive, 60, "the operator's liveness endpoint")
-    return operator
+def start_test_operator(cp: ControlPlane, redis: RedisServer, workdir: Path) -> OperatorProcess:
+    return start_operator(cp.client_env({"FLOODGATE_LIMITS_URL": redis.url}), workdir)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +94,8 @@ def api_pods(
 def quota_of(pod: ServerProcess) -> str | None:
     """The RateLimit-Policy field a pod sends for GET /api/v1/users (None when unlimited)."""
     response = httpx.get(f"{pod.url}/api/v1/users", params={"per_page": 1})
-    return response.headers.get("ratelimit-policy")
+    field: str | None = response.headers.get("ratelimit-policy")
+    return field
 
 
 def status_of(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
@@ -182,7 +127,7 @@ def test_policy_lifecycle_reaches_every_pod(
     tmp_path: Path,
 ) -> None:
     cp, ns = control_plane, unique_namespace
-    operator = start_operator(cp, own_redis, tmp_path)
+    operator = start_test_operator(cp, own_redis, tmp_path)
     try:
         assert all(quota_of(pod) is None for pod in api_pods)
 
@@ -247,7 +192,7 @@ def test_operator_restart_loses_nothing_and_deletion_never_waits_for_it(
     tmp_path: Path,
 ) -> None:
     cp, ns = control_plane, unique_namespace
-    operator = start_operator(cp, own_redis, tmp_path)
+    operator = start_test_operator(cp, own_redis, tmp_path)
     try:
         cp.kubectl("apply", "-f", "-", input=policy("keep", ns, 500))
         cp.kubectl("apply", "-f", "-", input=policy("drop", ns, 700, path="/api/v1/messages"))
@@ -264,7 +209,7 @@ def test_operator_restart_loses_nothing_and_deletion_never_waits_for_it(
     # ... and the pods keep enforcing the last published set meanwhile.
     assert all("q=500" in (quota_of(p) or "") for p in api_pods)
 
-    operator = start_operator(cp, own_redis, tmp_path)
+    operator = start_test_operator(cp, own_redis, tmp_path)
     try:
 
         def drop_lifted() -> bool:
