@@ -12,18 +12,10 @@ set -euo pipefail
 
 JAEGER_VERSION="v1.76.0" # github.com/jaegertracing/jaeger: cmd/jaeger is the OTel-collector-based all-in-one
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN_DIR="$ROOT/.tools/bin"
-CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/floodgate/tools"
+TOOLS_LOG_TAG=tools-jaeger
+# shellcheck source=scripts/lib/go-tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
 CACHED="$CACHE_ROOT/jaeger-$JAEGER_VERSION/jaeger"
-BUILD_PARALLELISM="${FLOODGATE_TOOLS_JOBS:-2}"
-
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOFLAGS="-buildvcs=false"
-
-log() { printf '[tools-jaeger] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 build() {
     local work start

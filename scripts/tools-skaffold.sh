@@ -25,18 +25,9 @@ SKAFFOLD_SCHEMA="v4beta13"
 HELM3_VERSION="v3.19.0"
 # ---------------------------------------------------------------------------------------------------
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN_DIR="$ROOT/.tools/bin"
-CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/floodgate/tools"
-BUILD_PARALLELISM="${FLOODGATE_TOOLS_JOBS:-2}"
+# shellcheck source=scripts/lib/go-tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
 MODULE="github.com/GoogleContainerTools/skaffold/v2"
-
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOFLAGS="-buildvcs=false"
-
-log() { printf '[tools] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 command -v go >/dev/null 2>&1 || die "the 'go' command is required"
 mkdir -p "$BIN_DIR" "$CACHE_ROOT"

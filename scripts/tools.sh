@@ -17,19 +17,8 @@ KUBERNETES_VERSION="v1.36.3"   # k8s.io/kubernetes: kube-apiserver + kubectl
 HELM_VERSION="v4.3.1"          # helm.sh/helm/v4
 # ---------------------------------------------------------------------------------------------------
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN_DIR="$ROOT/.tools/bin"
-CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/floodgate/tools"
-BUILD_PARALLELISM="${FLOODGATE_TOOLS_JOBS:-2}"
-
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOFLAGS="-buildvcs=false"
-# GOPATH / GOMODCACHE / GOCACHE are left at their defaults so downloads and compiled packages survive
-# between runs and clones.
-
-log() { printf '[tools] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=scripts/lib/go-tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
 
 MIN_GO_MINOR=26 # k8s.io/kubernetes v1.36 and helm v4.3 declare `go 1.26.0`; GOTOOLCHAIN=local won't fetch one
 command -v go >/dev/null 2>&1 || die "the 'go' command (>= 1.$MIN_GO_MINOR) is required"
