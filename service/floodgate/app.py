@@ -11,6 +11,7 @@ from floodgate import __version__
 from floodgate.cache import ResponseCacheMiddleware, TieredCache
 from floodgate.db import create_engine, create_sessionmaker, read_only_view
 from floodgate.domain import build_router, cached_routes
+from floodgate.gc_tuning import freeze_startup_heap
 from floodgate.health import Probe, ReadinessCheck, database_probe
 from floodgate.health import router as health_router
 from floodgate.http_guard import RequestGuardMiddleware
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "limits": ReadinessCheck(limiter.ping, required=False),
             "cache": ReadinessCheck(cache_probe(cache), required=False),
         }
+        if settings.gc_freeze:
+            freeze_startup_heap()
         try:
             yield
         finally:

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     graceful_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    gc_freeze: bool = Field(
+        default=True, description="freeze the start-up heap so full GC passes skip it (p99)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")
