@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from floodgate.settings import Settings
+from floodgate.telemetry.instrumentation import driver_query_span
 
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -97,7 +98,8 @@ async def fetch_row(
             sql, order = _asyncpg_sql(statement)
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
-            row = await driver.fetchrow(sql, *(params[name] for name in order))
+            with driver_query_span(reader, sql):
+                row = await driver.fetchrow(sql, *(params[name] for name in order))
             return dict(row) if row is not None else None
         result = (await conn.execute(statement, params)).first()
         return result._mapping if result is not None else None

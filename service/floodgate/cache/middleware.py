@@ -8,6 +8,8 @@ Everything that is not a GET on a declared route passes through untouched.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -17,6 +19,11 @@ from floodgate.cache.entry import Headers, ResponseCodec, ResponseEntry
 from floodgate.cache.etag import if_none_match_hits
 from floodgate.cache.routes import CachedRoute, RouteMatcher
 from floodgate.cache.tiered import Loaded, TieredCache
+
+logger = logging.getLogger("floodgate.cache")
+
+# What the app's JSONResponse carries besides the per-response headers (dropped below).
+_JSON_HEADERS: Final = ((b"content-type", b"application/json"),)
 
 # The scope key telemetry reads for the route template (a plain string: no import of telemetry).
 ROUTE_TEMPLATE_KEY = "floodgate.route_template"
@@ -137,6 +144,10 @@ class ResponseCacheMiddleware:
             compiled = self._compiled[id(route)]
 
             async def load() -> Loaded[ResponseEntry | _Uncached]:
+                if route.direct is not None:
+                    direct = await self._load_direct(scope, match, compiled)
+                    if direct is not None:
+                        return direct
                 return await self._load(scope, receive, compiled)
 
             result: ResponseEntry | _Uncached = await self.cache.fetch(
@@ -160,6 +171,22 @@ class ResponseCacheMiddleware:
             {"type": "http.response.start", "status": 200, "headers": list(entry.headers_200)}
         )
         await send({"type": "http.response.body", "body": entry.body})
+
+    async def _load_direct(
+        self, scope: Scope, match: re.Match[str], compiled: _Compiled
+    ) -> Loaded[ResponseEntry | _Uncached] | None:
+        """The route's own loader; None sends the request through the app instead."""
+        assert compiled.route.direct is not None
+        try:
+            body = await compiled.route.direct(scope, match.groupdict())
+        except Exception:
+            # The app answers instead, with its error handling (problem+json, logging).
+            logger.debug("direct loader of %r failed", compiled.route, exc_info=True)
+            return None
+        if body is None or len(body) > self._max_body:
+            return None
+        entry = compiled.codec.entry(body, _JSON_HEADERS)
+        return Loaded(entry) if entry is not None else None
 
     async def _load(
         self, scope: Scope, receive: Receive, compiled: _Compiled

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from starlette.convertors import CONVERTOR_TYPES
+from starlette.types import Scope
 
 from floodgate.cache.keys import KeyValue, Param, as_param, check_name, join_key
 
 _PARAM: Final = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?}")
+
+# (request scope, raw path parameters) -> the JSON body of the endpoint's 200, or None: "run the
+# app" (anything but a plain success: a bad id, a missing row, an error).
+DirectLoader = Callable[[Scope, Mapping[str, str]], Awaitable[bytes | None]]
 
 
 class CachedRoute:
@@ -32,6 +37,9 @@ class CachedRoute:
     - `ttl_s`: lifetime in L1/L2 (the cache's default when None).
     - `vary`: request headers the response depends on (`accept-language`, `authorization`, …).
     - `cache_control`: this route's `Cache-Control` (the middleware's default when None).
+    - `direct`: an optional loader that produces the endpoint's 200 body itself on a miss, skipping
+      routing, dependency injection and response validation (most of a miss's CPU). It must give
+      byte-for-byte what the endpoint gives, and None for everything else, which the app answers.
     """
 
     __slots__ = (
@@ -39,6 +47,7 @@ class CachedRoute:
         "_query_items",
         "_vary_index",
         "cache_control",
+        "direct",
         "name",
         "namespace",
         "path",
@@ -60,6 +69,7 @@ class CachedRoute:
         ttl_s: float | None = None,
         vary: Sequence[str] = (),
         cache_control: str | None = None,
+        direct: DirectLoader | None = None,
     ) -> None:
         self.name = check_name("route name", name)
         self.namespace = check_name("namespace", namespace)
@@ -70,6 +80,7 @@ class CachedRoute:
         self.path = path
         self.ttl_s = ttl_s
         self.cache_control = cache_control
+        self.direct = direct
         self.vary = tuple(h.lower() for h in vary)
         self._vary_index = {h.encode("latin-1"): i for i, h in enumerate(self.vary)}
         declared = {name: as_param(spec) for name, spec in (path_params or {}).items()}

@@ -8,21 +8,65 @@ process has evicted, so no read after a successful write sees the old value.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+from pydantic import BaseModel
+from starlette.types import Scope
 
 from floodgate.cache import CachedRoute, TieredCache, make_key
+from floodgate.domain.messages import service as messages
+from floodgate.domain.types import MAX_ID
+from floodgate.domain.users import service as users
 
+_MAX_ID_DIGITS = len(str(MAX_ID))
+
+
+def _row_id(raw: str) -> int | None:
+    """The id if `raw` is one in canonical form ("7", not "+7", "07" or "7_0"), else None.
+
+    Anything else goes through FastAPI, whose validation and errors stay the only definition.
+    """
+    if not (raw.isascii() and raw.isdigit()) or raw[0] == "0" or len(raw) > _MAX_ID_DIGITS:
+        return None
+    value = int(raw)
+    return value if value <= MAX_ID else None
+
+
+def _json(model: BaseModel | None) -> bytes | None:
+    # What FastAPI's response_model serialisation produces (tests compare the bytes).
+    return model.__pydantic_serializer__.to_json(model, by_alias=True) if model else None
+
+
+async def _direct_message(scope: Scope, params: Mapping[str, str]) -> bytes | None:
+    message_id = _row_id(params["message_id"])
+    if message_id is None:
+        return None
+    reader = scope["app"].state.reader
+    return _json(await messages.find_message(reader=reader, message_id=message_id))
+
+
+async def _direct_user(scope: Scope, params: Mapping[str, str]) -> bytes | None:
+    user_id = _row_id(params["user_id"])
+    if user_id is None:
+        return None
+    return _json(await users.find_user(reader=scope["app"].state.reader, user_id=user_id))
+
+
+# Misses of these two are served by their direct loaders (a missing row or a bad id by FastAPI):
+# routing, dependency injection and response validation were 40 % of an uncached read's CPU.
 MESSAGE = CachedRoute(
     name="message",
     namespace="messages",
     path="/api/v1/messages/{message_id}",
     path_params={"message_id": int},
+    direct=_direct_message,
 )
 USER = CachedRoute(
     name="user",
     namespace="users",
     path="/api/v1/users/{user_id}",
     path_params={"user_id": int},
+    direct=_direct_user,
 )
 ROUTES = (MESSAGE, USER)
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExceptionContext, ExecutionContext
+from sqlalchemy.engine import Connection, Engine, ExceptionContext, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -42,18 +43,61 @@ def _recording_tracer() -> trace.Tracer | None:
 # --- SQLAlchemy --------------------------------------------------------------------------------
 
 
-def instrument_engine(engine: AsyncEngine) -> AsyncEngine:
-    """Query spans (children of the request span) and pool gauges for one engine. Call once."""
-    sync_engine = engine.sync_engine
-    url = sync_engine.url
-    base: dict[str, Any] = {"db.system.name": sync_engine.dialect.name}
+def _engine_attributes(engine: Engine) -> tuple[dict[str, Any], str]:
+    """The span attributes every query of `engine` shares, and the fallback span name."""
+    url = engine.url
+    base: dict[str, Any] = {"db.system.name": engine.dialect.name}
     if url.database:
         base["db.namespace"] = url.database
     if url.host:
         base["server.address"] = url.host
         if url.port:
             base["server.port"] = url.port
-    namespace = url.database or sync_engine.dialect.name
+    return base, url.database or engine.dialect.name
+
+
+def _start_query_span(
+    tracer: trace.Tracer, base: dict[str, Any], namespace: str, statement: str
+) -> trace.Span:
+    operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    attributes = dict(base)
+    # Parameterised text only: bound values (user data, secrets) never reach a span.
+    attributes["db.query.text"] = statement
+    attributes["db.operation.name"] = operation
+    target = _TARGET.match(statement)
+    if target:
+        attributes["db.collection.name"] = target.group(1)
+    name = f"{operation} {target.group(1) if target else namespace}"
+    return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+
+def _fail_span(span: trace.Span, error: BaseException) -> None:
+    span.set_attribute("error.type", type(error).__qualname__)
+    span.set_status(StatusCode.ERROR, type(error).__qualname__)
+
+
+@contextmanager
+def driver_query_span(engine: AsyncEngine, statement: str) -> Iterator[None]:
+    """The query span for SQL sent on the raw driver connection (no engine events fire there)."""
+    tracer = _recording_tracer()
+    if tracer is None:
+        yield
+        return
+    base, namespace = _engine_attributes(engine.sync_engine)
+    span = _start_query_span(tracer, base, namespace, statement)
+    try:
+        yield
+    except BaseException as error:
+        _fail_span(span, error)
+        raise
+    finally:
+        span.end()
+
+
+def instrument_engine(engine: AsyncEngine) -> AsyncEngine:
+    """Query spans (children of the request span) and pool gauges for one engine. Call once."""
+    sync_engine = engine.sync_engine
+    base, namespace = _engine_attributes(sync_engine)
 
     def before_cursor_execute(
         conn: Connection,
@@ -66,17 +110,7 @@ def instrument_engine(engine: AsyncEngine) -> AsyncEngine:
         tracer = _recording_tracer()
         if tracer is None or context is None:
             return
-        operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-        attributes = dict(base)
-        # Parameterised text only: bound values (user data, secrets) never reach a span.
-        attributes["db.query.text"] = statement
-        attributes["db.operation.name"] = operation
-        target = _TARGET.match(statement)
-        if target:
-            attributes["db.collection.name"] = target.group(1)
-        name = f"{operation} {target.group(1) if target else namespace}"
-        span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-        setattr(context, _SPAN_ATTR, span)
+        setattr(context, _SPAN_ATTR, _start_query_span(tracer, base, namespace, statement))
 
     def after_cursor_execute(
         conn: Connection,
@@ -95,9 +129,7 @@ def instrument_engine(engine: AsyncEngine) -> AsyncEngine:
         span = getattr(exception_context.execution_context, _SPAN_ATTR, None)
         if span is None:
             return
-        error = exception_context.original_exception
-        span.set_attribute("error.type", type(error).__qualname__)
-        span.set_status(StatusCode.ERROR, type(error).__qualname__)
+        _fail_span(span, exception_context.original_exception)
         span.end()
         setattr(exception_context.execution_context, _SPAN_ATTR, None)
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
+import pytest
 from fastapi import FastAPI
+from starlette.types import Scope
 from tests.support.builders import create_message, create_user
 
 from floodgate.cache import check_routes
+from floodgate.cache.routes import DirectLoader
 from floodgate.domain import cached_routes
+from floodgate.domain.caching import MESSAGE, USER
 
 
 def test_cache_keys_cover_everything_the_endpoints_read(app: FastAPI) -> None:
@@ -82,3 +88,51 @@ async def test_a_404_is_not_cached(client: httpx.AsyncClient) -> None:
     created = await create_message(client, user["id"])
     assert created["id"] == next_id
     assert (await client.get(f"/api/v1/messages/{next_id}")).json() == created
+
+
+async def test_direct_loaders_give_exactly_what_the_endpoints_give(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A miss is filled by the route's direct loader; its bytes must be the endpoint's."""
+    user = await create_user(client, name='Zoë "quoted" \\ <tag> 😀')
+    message = await create_message(client, user["id"], "line 1\nline 2\t¿ünïcode? 😀 \u2028")
+    cache = app.state.cache
+    cases = [
+        (MESSAGE, f"/api/v1/messages/{message['id']}", {"message_id": message["id"]}),
+        (USER, f"/api/v1/users/{user['id']}", {"user_id": user["id"]}),
+    ]
+    calls: list[str] = []
+    for route, path, params in cases:
+        assert route.direct is not None
+        monkeypatch.setattr(route, "direct", _counting(route.direct, route.name, calls))
+        await cache.invalidate(route, **params)
+        direct = await client.get(path)
+        await cache.invalidate(route, **params)
+        monkeypatch.setattr(route, "direct", None)  # the next miss runs the endpoint
+        routed = await client.get(path)
+        assert direct.status_code == routed.status_code == 200
+        assert direct.content == routed.content
+        assert direct.headers["content-type"] == routed.headers["content-type"]
+        assert direct.headers["etag"] == routed.headers["etag"]
+    assert calls == ["message", "user"]
+
+
+def _counting(loader: DirectLoader, name: str, calls: list[str]) -> DirectLoader:
+    async def counted(scope: Scope, params: Mapping[str, str]) -> bytes | None:
+        calls.append(name)
+        return await loader(scope, params)
+
+    return counted
+
+
+async def test_ids_not_in_canonical_form_are_left_to_fastapi(client: httpx.AsyncClient) -> None:
+    user = await create_user(client)
+    message = await create_message(client, user["id"], "spelled differently")
+    mid = message["id"]
+    # FastAPI decides these (the direct loader declines them): same answers as before.
+    assert (await client.get(f"/api/v1/messages/0{mid}")).json() == message
+    for bad in ("0", "-1", "9223372036854775808", "1e3", "٣"):
+        response = await client.get(f"/api/v1/messages/{bad}")
+        assert response.status_code == 422, bad
+        assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/api/v1/messages/9223372036854775807")).status_code == 404

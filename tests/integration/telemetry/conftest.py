@@ -5,16 +5,32 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from floodgate.telemetry import tracing
 from tests.support.server import FLOODGATE
 
 T = TypeVar("T")
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """Every span of this test, sampled always, kept in memory (the active tracing swapped in)."""
+    exporter = InMemorySpanExporter()
+    active = tracing.create_tracing(
+        {"OTEL_TRACES_SAMPLER": "always_on"}, processors=[SimpleSpanProcessor(exporter)]
+    )
+    monkeypatch.setattr(tracing, "ACTIVE", active)
+    yield exporter
+    active.provider.shutdown()
 
 
 def migrated_sqlite(workdir: Path) -> dict[str, str]:

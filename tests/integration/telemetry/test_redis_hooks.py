@@ -3,12 +3,11 @@ inside a recording span, errors counted."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from opentelemetry import trace
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 from redis.exceptions import ResponseError
@@ -18,17 +17,6 @@ from floodgate.telemetry.instrumentation import instrument_redis
 from tests.support.services import RedisServer
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    active = tracing.create_tracing(
-        {"OTEL_TRACES_SAMPLER": "always_on"}, processors=[SimpleSpanProcessor(exporter)]
-    )
-    monkeypatch.setattr(tracing, "ACTIVE", active)
-    yield exporter
-    active.provider.shutdown()
 
 
 @pytest.fixture

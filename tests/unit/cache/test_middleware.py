@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI, Header, HTTPException, Response
 from starlette.datastructures import MutableHeaders
@@ -23,9 +24,13 @@ from floodgate.cache import (
     make_etag,
 )
 
-ITEM = CachedRoute(
-    name="item", namespace="items", path="/items/{item_id}", path_params={"item_id": int}
-)
+ITEM_SPEC: dict[str, Any] = {
+    "name": "item",
+    "namespace": "items",
+    "path": "/items/{item_id}",
+    "path_params": {"item_id": int},
+}
+ITEM = CachedRoute(**ITEM_SPEC)
 ITEMS = CachedRoute(
     name="items",
     namespace="items",
@@ -61,7 +66,7 @@ class AddHeader:
         await self.app(scope, receive, wrapped)
 
 
-def build_app(cache: TieredCache, db: Db) -> FastAPI:
+def build_app(cache: TieredCache, db: Db, routes: list[CachedRoute] = ROUTES) -> FastAPI:
     app = FastAPI()
 
     @app.get("/items/{item_id}")
@@ -95,7 +100,7 @@ def build_app(cache: TieredCache, db: Db) -> FastAPI:
         response.set_cookie("session", f"s{db.reads}")
         return {"ok": "yes"}
 
-    app.add_middleware(ResponseCacheMiddleware, cache=cache, routes=ROUTES)
+    app.add_middleware(ResponseCacheMiddleware, cache=cache, routes=routes)
     app.add_middleware(AddHeader)
     return app
 
@@ -246,3 +251,64 @@ def test_check_routes_reports_what_the_key_would_miss() -> None:
     assert any("['verbose']" in p and "query" in p for p in problems)
     assert any("['x-tenant']" in p and "vary" in p for p in problems)
     assert any("/nowhere" in p for p in problems)
+
+
+class DirectItems:
+    """A direct loader for /items/{id}: serves ids it knows, declines or fails on the others."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.calls = 0
+
+    async def __call__(self, scope: Scope, params: Mapping[str, str]) -> bytes | None:
+        self.calls += 1
+        item_id = int(params["item_id"])
+        if item_id == 13:
+            raise ConnectionError("the database went away")
+        if item_id == 99:
+            return b"x" * (1024 * 1024 + 1)  # larger than max_body_bytes: not stored
+        name = self.db.items.get(item_id)
+        return orjson.dumps({"id": item_id, "name": name}) if name is not None else None
+
+
+@pytest.fixture
+async def direct() -> AsyncIterator[tuple[Harness, DirectItems]]:
+    cache = TieredCache(CacheConfig(bus_url="memory://middleware-direct"))
+    await cache.start()
+    db = Db(items={1: "one", 7: "seven", 13: "thirteen", 99: "big"})
+    loader = DirectItems(db)
+    app = build_app(cache, db, [CachedRoute(**ITEM_SPEC, direct=loader), *ROUTES[1:]])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield Harness(cache, db, app, client), loader
+    await cache.close()
+
+
+async def test_a_direct_loader_fills_misses_without_running_the_app(
+    direct: tuple[Harness, DirectItems],
+) -> None:
+    h, loader = direct
+    first = await h.client.get("/items/7")
+    second = await h.client.get("/items/7")
+    assert first.content == second.content == b'{"id":7,"name":"seven"}'
+    assert (loader.calls, h.db.reads) == (1, 0)
+    assert first.headers["etag"] == second.headers["etag"] == make_etag(first.content)
+    assert first.headers["content-type"] == "application/json"
+    assert second.headers["content-length"] == str(len(second.content))
+    assert second.headers.get_list("x-outer") == ["1"]
+
+
+async def test_what_a_direct_loader_declines_or_fails_on_is_answered_by_the_app(
+    direct: tuple[Harness, DirectItems],
+) -> None:
+    h, loader = direct
+    missing = await h.client.get("/items/404")  # declined: the app's own 404
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "no such item"}
+    failed = await h.client.get("/items/13")  # raised: the app runs instead, and is cached
+    assert failed.status_code == 200
+    assert failed.json()["name"] == "thirteen"
+    assert (await h.client.get("/items/13")).status_code == 200
+    oversized = await h.client.get("/items/99")  # too big to cache: the app's answer
+    assert oversized.json() == {"id": 99, "name": "big"}
+    assert (loader.calls, h.db.reads) == (3, 3)

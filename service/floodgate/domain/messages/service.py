@@ -27,11 +27,16 @@ def _missing(message_id: int) -> NotFound:
     return NotFound(f"message {message_id} does not exist")
 
 
-async def read_message(*, reader: AsyncEngine, message_id: int) -> MessagePublic:
+async def find_message(*, reader: AsyncEngine, message_id: int) -> MessagePublic | None:
     row = await fetch_row(reader, _BY_ID, {"message_id": message_id})
-    if row is None:
+    return MessagePublic.model_validate(row) if row is not None else None
+
+
+async def read_message(*, reader: AsyncEngine, message_id: int) -> MessagePublic:
+    message = await find_message(reader=reader, message_id=message_id)
+    if message is None:
         raise _missing(message_id)
-    return MessagePublic.model_validate(row)
+    return message
 
 
 async def get_message(*, session: AsyncSession, message_id: int) -> Message:

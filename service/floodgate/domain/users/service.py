@@ -28,11 +28,16 @@ def _duplicate(email: str) -> Conflict:
     return Conflict(f"a user with email {email!r} already exists")
 
 
-async def read_user(*, reader: AsyncEngine, user_id: int) -> UserPublic:
+async def find_user(*, reader: AsyncEngine, user_id: int) -> UserPublic | None:
     row = await fetch_row(reader, _BY_ID, {"user_id": user_id})
-    if row is None:
+    return UserPublic.model_validate(row) if row is not None else None
+
+
+async def read_user(*, reader: AsyncEngine, user_id: int) -> UserPublic:
+    user = await find_user(reader=reader, user_id=user_id)
+    if user is None:
         raise NotFound(f"user {user_id} does not exist")
-    return UserPublic.model_validate(row)
+    return user
 
 
 async def get_user(*, session: AsyncSession, user_id: int) -> User:
