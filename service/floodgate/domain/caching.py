@@ -15,6 +15,7 @@ from starlette.types import Scope
 
 from floodgate.cache import CachedRoute, TieredCache, make_key
 from floodgate.domain.messages import service as messages
+from floodgate.domain.responses import json_bytes
 from floodgate.domain.types import MAX_ID
 from floodgate.domain.users import service as users
 
@@ -33,8 +34,7 @@ def _row_id(raw: str) -> int | None:
 
 
 def _json(model: BaseModel | None) -> bytes | None:
-    # What FastAPI's response_model serialisation produces (tests compare the bytes).
-    return model.__pydantic_serializer__.to_json(model, by_alias=True) if model else None
+    return json_bytes(model) if model is not None else None
 
 
 async def _direct_message(scope: Scope, params: Mapping[str, str]) -> bytes | None:

@@ -10,6 +10,7 @@ from floodgate.domain import caching
 from floodgate.domain.deps import CacheDep, CursorCodecDep, ReaderDep, SessionDep, SettingsDep
 from floodgate.domain.messages import service
 from floodgate.domain.messages.models import MessageCreate, MessagePublic, MessageUpdate
+from floodgate.domain.responses import json_response
 from floodgate.domain.types import MAX_ID
 from floodgate.pagination import (
     MAX_PAGE,
@@ -52,7 +53,6 @@ async def create_message(
 )
 async def list_messages(
     request: Request,
-    response: Response,
     reader: ReaderDep,
     cache: CacheDep,
     settings: SettingsDep,
@@ -62,7 +62,7 @@ async def list_messages(
     per_page: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
-) -> OffsetPage[MessagePublic] | CursorPage[MessagePublic]:
+) -> Response:
     keyset = cursor is not None or limit is not None
     if keyset and (page is not None or per_page is not None):
         raise InvalidParameter(
@@ -70,9 +70,7 @@ async def list_messages(
             "use either page/per_page (offset) or cursor/limit (keyset), not both",
         )
     if keyset:
-        return await _keyset_page(
-            request, response, reader, settings, codec, user_id, cursor, limit
-        )
+        return await _keyset_page(request, reader, settings, codec, user_id, cursor, limit)
     size = resolve_page_size(per_page, settings=settings, field="per_page")
     current = page or 1
     total = await caching.cached_total(
@@ -83,22 +81,22 @@ async def list_messages(
     items = await service.list_messages_offset(
         reader=reader, user_id=user_id, offset=(current - 1) * size, limit=size
     )
-    return OffsetPage[MessagePublic](
-        items=items,
-        meta=offset_meta(total=total, per_page=size, page=current),
+    return json_response(
+        OffsetPage[MessagePublic](
+            items=items, meta=offset_meta(total=total, per_page=size, page=current)
+        )
     )
 
 
 async def _keyset_page(
     request: Request,
-    response: Response,
     reader: ReaderDep,
     settings: SettingsDep,
     codec: CursorCodecDep,
     user_id: int | None,
     cursor: str | None,
     limit: int | None,
-) -> CursorPage[MessagePublic]:
+) -> Response:
     size = resolve_page_size(limit, settings=settings, field="limit")
     scope = f"u={user_id or ''}"
     try:
@@ -111,15 +109,17 @@ async def _keyset_page(
     )
     items = rows[:size]
     next_cursor = None
+    headers: dict[str, str] = {}
     if len(rows) > size:
         last = items[-1]
         next_cursor = codec.encode(after=(last.created_at, last.id), scope=scope)
         # A relative reference (RFC 8288 allows it) stays right behind any proxy or host name.
         next_url = request.url.include_query_params(cursor=next_cursor, limit=size)
-        response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
-    return CursorPage[MessagePublic](
+        headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    page = CursorPage[MessagePublic](
         items=items, meta=CursorMeta(next_cursor=next_cursor, limit=size)
     )
+    return json_response(page, headers)
 
 
 @router.get("/{message_id}", response_model=MessagePublic)

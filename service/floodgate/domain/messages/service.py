@@ -6,13 +6,25 @@ autocommit reader and return public models directly: no identity map, no transac
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Table, bindparam, func, literal, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    func,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from floodgate.db import fetch_row
+from floodgate.db import fetch_row, fetch_rows
 from floodgate.domain.common import UTCDateTime, utcnow
 from floodgate.domain.errors import integrity_kind
 from floodgate.domain.messages.models import Message, MessageCreate, MessagePublic, MessageUpdate
@@ -21,6 +33,7 @@ from floodgate.problems import InvalidParameter, NotFound
 _table: Table = Message.__table__  # type: ignore[attr-defined]
 _ORDER = (_table.c.created_at, _table.c.id)
 _BY_ID = select(_table).where(_table.c.id == bindparam("message_id"))
+_BEFORE_ALL = datetime(1, 1, 1, tzinfo=UTC)  # a keyset position before every row
 
 
 def _missing(message_id: int) -> NotFound:
@@ -93,27 +106,37 @@ async def count_messages(*, reader: AsyncEngine, user_id: int | None) -> int:
         return int((await conn.execute(stmt)).scalar_one())
 
 
+@cache
+def _page_statement(*, by_user: bool, keyset: bool) -> Select[Any]:
+    """One constant statement per page shape (compiled once, see `fetch_rows`)."""
+    stmt = select(_table)
+    if by_user:
+        stmt = stmt.where(_table.c.user_id == bindparam("user_id", type_=BigInteger()))
+    if keyset:
+        # Typed parameters so SQLite compares in its stored timestamp format.
+        position = tuple_(
+            bindparam("after_ts", type_=UTCDateTime()), bindparam("after_id", type_=BigInteger())
+        )
+        stmt = stmt.where(tuple_(*_ORDER) > position)
+    else:
+        stmt = stmt.offset(bindparam("offset", type_=BigInteger()))
+    return stmt.order_by(*_ORDER).limit(bindparam("limit", type_=Integer()))
+
+
 async def list_messages_offset(
     *, reader: AsyncEngine, user_id: int | None, offset: int, limit: int
 ) -> list[MessagePublic]:
-    stmt = (
-        select(_table).where(*_user_filter(user_id)).order_by(*_ORDER).offset(offset).limit(limit)
-    )
-    async with reader.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [MessagePublic.model_validate(row._mapping) for row in rows]
+    stmt = _page_statement(by_user=user_id is not None, keyset=False)
+    params = {"user_id": user_id, "offset": offset, "limit": limit}
+    return [MessagePublic.model_validate(row) for row in await fetch_rows(reader, stmt, params)]
 
 
 async def list_messages_after(
     *, reader: AsyncEngine, user_id: int | None, after: tuple[datetime, int] | None, limit: int
 ) -> list[MessagePublic]:
     """Keyset page: rows strictly after `after` in (created_at, id) order; O(limit) at any depth."""
-    stmt = select(_table).where(*_user_filter(user_id))
-    if after is not None:
-        # Typed literals so SQLite compares in its stored timestamp format.
-        position = tuple_(literal(after[0], UTCDateTime()), literal(after[1], BigInteger()))
-        stmt = stmt.where(tuple_(*_ORDER) > position)
-    stmt = stmt.order_by(*_ORDER).limit(limit)
-    async with reader.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [MessagePublic.model_validate(row._mapping) for row in rows]
+    # The first page is the page after the smallest possible position: one statement for both.
+    after_ts, after_id = after if after is not None else (_BEFORE_ALL, 0)
+    stmt = _page_statement(by_user=user_id is not None, keyset=True)
+    params = {"user_id": user_id, "after_ts": after_ts, "after_id": after_id, "limit": limit}
+    return [MessagePublic.model_validate(row) for row in await fetch_rows(reader, stmt, params)]

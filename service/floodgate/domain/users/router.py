@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from floodgate.domain import caching
 from floodgate.domain.deps import CacheDep, ReaderDep, SessionDep, SettingsDep
+from floodgate.domain.responses import json_response
 from floodgate.domain.types import MAX_ID, CleanStr
 from floodgate.domain.users import service
 from floodgate.domain.users.models import UserCreate, UserPublic, UserUpdate
@@ -44,7 +45,7 @@ async def list_users(
     ] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int | None, Query(ge=1)] = None,
-) -> OffsetPage[UserPublic]:
+) -> Response:
     size = resolve_page_size(per_page, settings=settings, field="per_page")
     if name:
         # Filtered totals are not cached: a write could not name every filter it affects.
@@ -54,9 +55,8 @@ async def list_users(
             cache, caching.users_total_key(), lambda: service.count_users(reader=reader, name=None)
         )
     items = await service.list_users(reader=reader, name=name, offset=(page - 1) * size, limit=size)
-    return OffsetPage[UserPublic](
-        items=items,
-        meta=offset_meta(total=total, per_page=size, page=page),
+    return json_response(
+        OffsetPage[UserPublic](items=items, meta=offset_meta(total=total, per_page=size, page=page))
     )
 
 
