@@ -23,8 +23,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from floodgate.cache.breaker import RateLimitedLog
 from floodgate.cache.stores import RedisEndpoint, Unavailable, redis_client
+from floodgate.resilience import RateLimitedLog
 
 # Invalidation messages handled per batch by a listener.
 MAX_BATCH = 256

@@ -21,8 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from floodgate.cache.breaker import CircuitBreaker, RateLimitedLog
 from floodgate.cache.lru import TtlLru
+from floodgate.resilience import CircuitBreaker, RateLimitedLog
 from floodgate.telemetry import instrument_redis
 
 T = TypeVar("T")

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from floodgate.cache import metrics
-from floodgate.cache.breaker import CircuitBreaker
 from floodgate.cache.bus import Invalidation, MemoryBus, RedisBus
 from floodgate.cache.config import CacheConfig, is_memory_url
 from floodgate.cache.entry import JSON, Codec, seal, unseal
 from floodgate.cache.keys import check_name
 from floodgate.cache.lru import TtlLru
 from floodgate.cache.stores import FillLocks, L2Store, MemoryL2, RedisEndpoint, RedisL2, Unavailable
+from floodgate.resilience import CircuitBreaker
 
 if TYPE_CHECKING:
     from floodgate.cache.routes import CachedRoute

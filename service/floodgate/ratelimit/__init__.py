@@ -45,7 +45,6 @@ Semantics, in one place:
 
 from __future__ import annotations
 
-from floodgate.ratelimit.breaker import CircuitBreaker
 from floodgate.ratelimit.gcra import (
     Charge,
     CounterStore,
@@ -75,7 +74,6 @@ from floodgate.ratelimit.sources import (
 
 __all__ = [
     "Charge",
-    "CircuitBreaker",
     "ClientIdentity",
     "CompiledRule",
     "CounterStore",

@@ -11,7 +11,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from floodgate.ratelimit.breaker import CircuitBreaker
 from floodgate.ratelimit.gcra import (
     Charge,
     CounterStore,
@@ -35,7 +34,7 @@ from floodgate.ratelimit.policyset import (
     PolicySet,
     compile_policies,
 )
-from floodgate.ratelimit.redis_store import RedisStore
+from floodgate.ratelimit.redis_store import RedisStore, store_breaker
 from floodgate.ratelimit.sources import FilePolicySource, PolicySource
 
 logger = logging.getLogger("floodgate.ratelimit")
@@ -91,7 +90,7 @@ def store_from_url(
             limits_url,
             timeout_s=timeout_s,
             coalesce=coalesce,
-            breaker=CircuitBreaker(
+            breaker=store_breaker(
                 failure_threshold=breaker_failures, cooldown_s=breaker_cooldown_s
             ),
         )

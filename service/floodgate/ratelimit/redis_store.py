@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,8 +25,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from floodgate.ratelimit.breaker import CircuitBreaker
 from floodgate.ratelimit.gcra import Charge, GcraLimit, Outcome, StoreUnavailable
+from floodgate.resilience import BreakerState, CircuitBreaker
 from floodgate.telemetry import instrument_redis
 
 logger = logging.getLogger("floodgate.ratelimit")
@@ -109,6 +110,33 @@ end
 return out
 """
 
+
+def store_breaker(
+    *,
+    failure_threshold: int = 3,
+    cooldown_s: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> CircuitBreaker:
+    """A breaker for the counter store that logs its transitions: a limiter deciding by failureMode
+    alone changes what clients get, so operators must see the store go away and come back."""
+
+    def log(old: BreakerState, new: BreakerState) -> None:
+        if new == "open" and old == "closed":
+            logger.warning(
+                "rate-limit store failed %d times in a row: breaker open for %.1fs",
+                failure_threshold,
+                cooldown_s,
+            )
+        elif new == "half_open":
+            logger.info("rate-limit store breaker half-open: probing")
+        elif new == "closed":
+            logger.warning("rate-limit store reachable again: breaker closed")
+
+    return CircuitBreaker(
+        failure_threshold=failure_threshold, cooldown_s=cooldown_s, clock=clock, on_state_change=log
+    )
+
+
 _Pending = tuple[Sequence[Charge], "asyncio.Future[list[Outcome]]"]
 
 
@@ -132,7 +160,7 @@ class RedisStore:
         self.coalesce = coalesce
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
-        self.breaker = breaker if breaker is not None else CircuitBreaker()
+        self.breaker = breaker if breaker is not None else store_breaker()
         self._client: aioredis.Redis | None = None
         self._script: Any = None
         self._pending: list[_Pending] = []
@@ -186,8 +214,8 @@ class RedisStore:
         return self._client
 
     async def acquire(self, charges: Sequence[Charge]) -> list[Outcome]:
-        if self.breaker.rejects_now():
-            self.breaker.before_call()  # raises with the remaining cool-down
+        if self.breaker.rejects_now():  # refuse before queueing, not once the batch goes out
+            raise self._breaker_open()
         if not self.coalesce:
             return (await self.acquire_batch((charges,)))[0]
         loop = self._loop
@@ -199,6 +227,12 @@ class RedisStore:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return await future
+
+    def _breaker_open(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            "rate-limit store circuit breaker is open",
+            retry_after_s=max(self.breaker.retry_after_s(), 0.001),
+        )
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -256,18 +290,19 @@ class RedisStore:
                 parts.append(str(index))
                 parts.append(wire)
         args = ("" if now_us is None else str(now_us), " ".join(parts))
-        self.breaker.before_call()
+        if not self.breaker.allow():
+            raise self._breaker_open()
         try:
             async with asyncio.timeout(self.timeout_s):
                 self.calls += 1
                 raw: list[int] = await self._script(keys=list(keys), args=args)
         except (RedisError, OSError, TimeoutError) as exc:
-            self.breaker.on_failure()
+            self.breaker.failure()
             raise StoreUnavailable(f"rate-limit store error: {exc!r}") from exc
         except BaseException:
-            self.breaker.on_failure()
+            self.breaker.failure()
             raise
-        self.breaker.on_success()
+        self.breaker.success()
         results: list[list[Outcome]] = []
         pos = 1
         for charges in requests:

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from floodgate.ratelimit import CircuitBreaker, RateLimiter, RateLimitMiddleware, RedisStore
+from floodgate.ratelimit import RateLimiter, RateLimitMiddleware, RedisStore
+from floodgate.resilience import CircuitBreaker
 from tests.support.services import RedisServer, start_redis
 from tests.unit.ratelimit.builders import make_policy, rule_doc
 
