@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from floodgate import __version__
 from floodgate.cache import ResponseCacheMiddleware, TieredCache
-from floodgate.db import create_engine, create_sessionmaker, read_only_view
+from floodgate.db import autocommit_view, create_engine, create_sessionmaker
 from floodgate.domain import build_router, cached_routes
 from floodgate.gc_tuning import freeze_startup_heap
 from floodgate.health import Probe, ReadinessCheck, database_probe
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         instrument_engine(engine)  # telemetry
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.reader = read_only_view(engine)
+        app.state.reader = autocommit_view(engine)
         await cache.start()
         await limiter.start()
         app.state.readiness_checks = {

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from floodgate.db import fetch_row, fetch_rows, read_only_view
+from floodgate.db import autocommit_view, fetch_row, fetch_rows
 from tests.support.services import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -42,7 +42,7 @@ async def engine(postgres_server: PostgresServer) -> AsyncIterator[AsyncEngine]:
 
 
 async def test_rows_match_a_core_execute(engine: AsyncEngine) -> None:
-    reader = read_only_view(engine)
+    reader = autocommit_view(engine)
     assert await fetch_row(reader, _BY_ID, {"id": 2}) == {"id": 2, "v": "b"}
     assert await fetch_row(reader, _BY_ID, {"id": 9}) is None
     async with engine.connect() as conn:
@@ -60,7 +60,7 @@ async def test_rows_match_a_core_execute(engine: AsyncEngine) -> None:
 async def test_connections_the_server_dropped_are_replaced(
     engine: AsyncEngine, postgres_server: PostgresServer
 ) -> None:
-    reader = read_only_view(engine)
+    reader = autocommit_view(engine)
     # Open both pooled connections, then have the server terminate them (a restart, a failover).
     await asyncio.gather(*(fetch_row(reader, _BY_ID, {"id": 1}) for _ in range(4)))
     admin = await asyncpg.connect(postgres_server.dsn())

@@ -23,9 +23,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def get_reader(request: Request) -> AsyncEngine:
-    """Reads use Core on an autocommit view of the pool (see `floodgate.db.read_only_view`)."""
+    """Reads use Core on an autocommit view of the pool (see `floodgate.db.autocommit_view`)."""
     reader: AsyncEngine = request.app.state.reader
     return reader
+
+
+async def get_writer(request: Request) -> AsyncEngine:
+    """Single-statement writes: the same autocommit view (the statement is its own transaction)."""
+    writer: AsyncEngine = request.app.state.reader
+    return writer
 
 
 async def get_cache(request: Request) -> TieredCache:
@@ -45,6 +51,7 @@ async def get_cursor_codec(request: Request) -> CursorCodec:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReaderDep = Annotated[AsyncEngine, Depends(get_reader)]
+WriterDep = Annotated[AsyncEngine, Depends(get_writer)]
 CacheDep = Annotated[TieredCache, Depends(get_cache)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]

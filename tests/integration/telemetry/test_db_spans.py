@@ -13,7 +13,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from floodgate.db import fetch_row, read_only_view
+from floodgate.db import autocommit_view, fetch_row
 from floodgate.telemetry import tracing
 from floodgate.telemetry.instrumentation import instrument_engine
 from tests.support.services import PostgresServer
@@ -33,7 +33,7 @@ async def reader(postgres_server: PostgresServer) -> AsyncIterator[AsyncEngine]:
         await conn.execute(text("CREATE TABLE span_probe (id int PRIMARY KEY)"))
         await conn.execute(text("INSERT INTO span_probe VALUES (7)"))
     instrument_engine(engine)
-    yield read_only_view(engine)
+    yield autocommit_view(engine)
     async with engine.begin() as conn:
         await conn.execute(text("DROP TABLE span_probe"))
     await engine.dispose()

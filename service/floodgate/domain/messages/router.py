@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from floodgate.domain import caching
-from floodgate.domain.deps import CacheDep, CursorCodecDep, ReaderDep, SessionDep, SettingsDep
+from floodgate.domain.deps import (
+    CacheDep,
+    CursorCodecDep,
+    ReaderDep,
+    SessionDep,
+    SettingsDep,
+    WriterDep,
+)
 from floodgate.domain.messages import service
 from floodgate.domain.messages.models import MessageCreate, MessagePublic, MessageUpdate
 from floodgate.domain.responses import json_response
@@ -31,15 +38,15 @@ MessageIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="message id")]
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MessagePublic)
 async def create_message(
     message_in: MessageCreate,
-    session: SessionDep,
+    writer: WriterDep,
     cache: CacheDep,
     request: Request,
     response: Response,
 ) -> MessagePublic:
-    message = await service.create_message(session=session, message_in=message_in)
+    message = await service.create_message(writer=writer, message_in=message_in)
     await caching.message_written(cache, user_id=message.user_id, counted=True)
     response.headers["Location"] = request.url_for("get_message", message_id=message.id).path
-    return MessagePublic.model_validate(message)
+    return message
 
 
 @router.get(

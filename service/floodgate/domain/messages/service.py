@@ -1,7 +1,8 @@
 """Data functions for messages.
 
-Writes go through the ORM session and commit exactly once here. Reads are Core queries on the
-autocommit reader and return public models directly: no identity map, no transaction.
+Creates are one Core `INSERT … RETURNING` on the autocommit engine; updates and deletes go through
+the ORM session and commit exactly once here. Reads are Core queries on the autocommit engine and
+return public models directly: no identity map, no transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     func,
+    insert,
     select,
     tuple_,
 )
@@ -33,6 +35,7 @@ from floodgate.problems import InvalidParameter, NotFound
 _table: Table = Message.__table__  # type: ignore[attr-defined]
 _ORDER = (_table.c.created_at, _table.c.id)
 _BY_ID = select(_table).where(_table.c.id == bindparam("message_id"))
+_INSERT = insert(_table).returning(*_table.c)
 _BEFORE_ALL = datetime(1, 1, 1, tzinfo=UTC)  # a keyset position before every row
 
 
@@ -60,20 +63,28 @@ async def get_message(*, session: AsyncSession, message_id: int) -> Message:
     return message
 
 
-async def create_message(*, session: AsyncSession, message_in: MessageCreate) -> Message:
-    message = Message.model_validate(message_in)
-    session.add(message)
+async def create_message(*, writer: AsyncEngine, message_in: MessageCreate) -> MessagePublic:
+    """One `INSERT … RETURNING` on an autocommit connection: the statement is its own transaction,
+    so a create costs one round trip (an ORM session's BEGIN, INSERT, COMMIT cost three, and its
+    unit of work more CPU than the insert)."""
+    now = utcnow()
+    values = {
+        "body": message_in.body,
+        "user_id": message_in.user_id,
+        "created_at": now,
+        "updated_at": now,
+    }
     try:
-        await session.commit()
+        async with writer.connect() as conn:
+            row = (await conn.execute(_INSERT, values)).one()
     except IntegrityError as exc:
         # The foreign key decides, in the same statement: no extra SELECT on the write path.
-        await session.rollback()
         if integrity_kind(exc) == "foreign_key":
             raise InvalidParameter(
                 ["body", "user_id"], f"user {message_in.user_id} does not exist"
             ) from exc
         raise
-    return message
+    return MessagePublic.model_validate(row._mapping)
 
 
 async def update_message(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from floodgate.domain import caching
-from floodgate.domain.deps import CacheDep, ReaderDep, SessionDep, SettingsDep
+from floodgate.domain.deps import CacheDep, ReaderDep, SessionDep, SettingsDep, WriterDep
 from floodgate.domain.responses import json_response
 from floodgate.domain.types import MAX_ID, CleanStr
 from floodgate.domain.users import service
@@ -22,16 +22,15 @@ UserIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="user id")]
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
 async def create_user(
     user_in: UserCreate,
-    session: SessionDep,
+    writer: WriterDep,
     cache: CacheDep,
     request: Request,
     response: Response,
 ) -> UserPublic:
-    user = await service.create_user(session=session, user_in=user_in)
-    assert user.id is not None
+    user = await service.create_user(writer=writer, user_in=user_in)
     await caching.user_written(cache, user_id=user.id, counted=True)
     response.headers["Location"] = request.url_for("get_user", user_id=user.id).path
-    return UserPublic.model_validate(user)
+    return user
 
 
 @router.get("", response_model=OffsetPage[UserPublic])

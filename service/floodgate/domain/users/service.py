@@ -1,20 +1,21 @@
 """Data functions for users.
 
-Writes go through the ORM session and commit exactly once here; reads are Core queries on the
-autocommit reader returning public models (see the messages service).
+Creates are one Core `INSERT … RETURNING` on the autocommit engine; updates and deletes go through
+the ORM session and commit exactly once here; reads are Core queries on the autocommit engine
+returning public models (see the messages service).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from floodgate.db import fetch_row
-from floodgate.domain.common import escape_like
+from floodgate.domain.common import escape_like, utcnow
 from floodgate.domain.errors import integrity_kind
 from floodgate.domain.messages.models import Message
 from floodgate.domain.users.models import User, UserCreate, UserPublic, UserUpdate
@@ -22,6 +23,7 @@ from floodgate.problems import Conflict, NotFound
 
 _table: Table = User.__table__  # type: ignore[attr-defined]
 _BY_ID = select(_table).where(_table.c.id == bindparam("user_id"))
+_INSERT = insert(_table).returning(*_table.c)
 
 
 def _duplicate(email: str) -> Conflict:
@@ -47,17 +49,17 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User:
     return user
 
 
-async def create_user(*, session: AsyncSession, user_in: UserCreate) -> User:
-    user = User.model_validate(user_in)
-    session.add(user)
+async def create_user(*, writer: AsyncEngine, user_in: UserCreate) -> UserPublic:
+    """One `INSERT … RETURNING`, its own transaction (see `messages.service.create_message`)."""
+    values = {"name": user_in.name, "email": user_in.email, "created_at": utcnow()}
     try:
-        await session.commit()
+        async with writer.connect() as conn:
+            row = (await conn.execute(_INSERT, values)).one()
     except IntegrityError as exc:
-        await session.rollback()
         if integrity_kind(exc) == "unique":
             raise _duplicate(user_in.email) from exc
         raise
-    return user
+    return UserPublic.model_validate(row._mapping)
 
 
 async def update_user(*, session: AsyncSession, user_id: int, user_in: UserUpdate) -> User:
