@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Select, event
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -155,14 +156,29 @@ async def _fetch_on_raw_connection(
                 row = await driver.fetchrow(sql, *args)
                 return [dict(row)] if row is not None else []
             return [dict(r) for r in await driver.fetch(sql, *args)]
-    except BaseException:
-        # A connection the server dropped (restart, failover) must not go back into the pool:
-        # SQLAlchemy would invalidate it on its own path, not on this one.
-        if driver is None or driver.is_closed():
+    except BaseException as exc:
+        # A connection the server dropped (restart, failover) or left mid-protocol must not go back
+        # into the pool: SQLAlchemy would invalidate it on its own path, not on this one.
+        if driver is None or not _reusable_after(driver, exc):
             await greenlet_spawn(fairy.invalidate)
         raise
     finally:
         await greenlet_spawn(fairy.close)  # pool returns run SQLAlchemy's sync adapter code
+
+
+# SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown, crash).
+_FATAL = (asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+
+
+def _reusable_after(driver: Any, exc: BaseException) -> bool:
+    """Only an SQL error the server answered on a healthy connection (a bad statement, a statement
+    timeout) leaves it usable. Anything else (a dropped connection, a protocol left mid-operation,
+    a cancelled call) may not: the pool opens a new one instead, which costs one connect."""
+    if driver.is_closed() or not isinstance(exc, asyncpg.PostgresError):
+        return False
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+        return True  # statement_timeout: the server cancelled the query, the session is fine
+    return not isinstance(exc, _FATAL)
 
 
 async def fetch_row(
