@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from floodgate.resilience import RateLimitedLog
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://floodgate.dev/problems/"
 logger = logging.getLogger("floodgate.errors")
+
+# A dependency that cannot be reached, not a fault of the request or of our code: 503 with
+# Retry-After (clients, proxies and retry policies treat it as transient), logged without a
+# stack trace and at most once per 10 s, so an outage does not bury the log.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,  # refused, reset, broken pipe
+    TimeoutError,
+    socket.gaierror,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,  # no pooled connection within db_pool_timeout_s
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.CannotConnectNowError,  # starting up / shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,  # the connection is closed
+    asyncpg.InternalClientError,  # a connection left mid-protocol by a dropped server
+)
+RETRY_AFTER_S = 1
 
 
 class Problem(Exception):
@@ -113,6 +138,23 @@ async def _on_http(_request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, detail, headers=exc.headers)
 
 
+async def _on_unavailable(request: Request, exc: Exception) -> Response:
+    log: RateLimitedLog = request.app.state.unavailable_log
+    log.warning(
+        "dependency unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__qualname__,
+        exc,
+    )
+    return problem_response(
+        503,
+        "a service this request needs is unavailable; retry shortly",
+        type_slug="unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # The trace goes to the log, never to the client.
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -123,4 +165,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.state.unavailable_log = RateLimitedLog(logger)
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, _on_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

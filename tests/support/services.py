@@ -153,6 +153,10 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Start the server on its existing data directory (after `start` and `halt`)."""
         opts = (
             f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
@@ -178,21 +182,13 @@ class PostgresServer:
         wait_for_port(self.port)
         return self
 
+    def halt(self) -> None:
+        """Stop the server (an outage), keeping its data for `resume`."""
+        pg_ctl = [*self._as_user, _pg_bin("pg_ctl"), "-D", str(self.datadir)]
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], check=False, capture_output=True)
+
     def stop(self) -> None:
-        subprocess.run(
-            [
-                *self._as_user,
-                _pg_bin("pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-            ],
-            check=False,
-            capture_output=True,
-        )
+        self.halt()
         shutil.rmtree(self.datadir, ignore_errors=True)
 
 
