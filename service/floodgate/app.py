@@ -11,7 +11,7 @@ from floodgate import __version__
 from floodgate.cache import ResponseCacheMiddleware, TieredCache
 from floodgate.db import autocommit_view, create_engine, create_sessionmaker
 from floodgate.domain import build_router, cached_routes
-from floodgate.gc_tuning import freeze_startup_heap
+from floodgate.gc_tuning import freeze_startup_heap, thaw_heap
 from floodgate.health import Probe, ReadinessCheck, database_probe
 from floodgate.health import router as health_router
 from floodgate.http_guard import RequestGuardMiddleware
@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if settings.gc_freeze:
+                thaw_heap()
             await limiter.close()
             await cache.close()
             await engine.dispose()

@@ -1,4 +1,5 @@
-"""The start-up heap is frozen once the lifespan has connected (full GC passes then skip it)."""
+"""The start-up heap is frozen once the lifespan has connected (full GC passes then skip it) and
+thawed at shutdown."""
 
 from __future__ import annotations
 
@@ -39,3 +40,4 @@ async def test_lifespan_freezes_the_startup_heap(
         # The app object itself was built before start-up, so it is among the frozen ones.
         assert (frozen > 10_000) is freeze
         assert any(o is app for o in gc.get_objects()) is not freeze
+    assert gc.get_freeze_count() == 0  # thawed at shutdown

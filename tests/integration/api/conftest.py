@@ -46,6 +46,9 @@ async def _empty_tables(url: str) -> None:
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
+    # No GC freeze here: each start would first run a full collection of the whole pytest heap
+    # (+10 s over the suite); test_gc_freeze.py and the served-process tests cover the default.
+    overrides.setdefault("gc_freeze", False)
     return Settings(database_url=database_url, **overrides)  # type: ignore[arg-type]
 
 
