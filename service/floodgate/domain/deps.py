@@ -1,4 +1,4 @@
-"""FastAPI dependencies shared by the domain routes: DB session and reader, settings, cursors.
+"""FastAPI dependencies of the domain routes: DB session and engines, cache, settings, cursors.
 
 All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, a costly hop for a
 function that only reads app state.
@@ -6,8 +6,8 @@ function that only reads app state.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -22,36 +22,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_reader(request: Request) -> AsyncEngine:
-    """Reads use Core on an autocommit view of the pool (see `floodgate.db.autocommit_view`)."""
-    reader: AsyncEngine = request.app.state.reader
-    return reader
+def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency giving `app.state.<name>`, set by the app factory or its lifespan."""
 
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
 
-async def get_writer(request: Request) -> AsyncEngine:
-    """Single-statement writes: the same autocommit view (the statement is its own transaction)."""
-    writer: AsyncEngine = request.app.state.reader
-    return writer
-
-
-async def get_cache(request: Request) -> TieredCache:
-    cache: TieredCache = request.app.state.cache
-    return cache
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-async def get_cursor_codec(request: Request) -> CursorCodec:
-    codec: CursorCodec = request.app.state.cursor_codec
-    return codec
+    dependency.__name__ = f"app_state_{name}"
+    return dependency
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-ReaderDep = Annotated[AsyncEngine, Depends(get_reader)]
-WriterDep = Annotated[AsyncEngine, Depends(get_writer)]
-CacheDep = Annotated[TieredCache, Depends(get_cache)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
+# Reads: Core on the autocommit view of the pool (see `floodgate.db.autocommit_view`).
+ReaderDep = Annotated[AsyncEngine, Depends(_app_state("reader"))]
+# Single-statement writes: the same view (the statement is its own transaction).
+WriterDep = Annotated[AsyncEngine, Depends(_app_state("reader"))]
+CacheDep = Annotated[TieredCache, Depends(_app_state("cache"))]
+SettingsDep = Annotated[Settings, Depends(_app_state("settings"))]
+CursorCodecDep = Annotated[CursorCodec, Depends(_app_state("cursor_codec"))]

@@ -10,29 +10,21 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from floodgate.cache import CacheConfig, TieredCache
+from floodgate.cache import CacheConfig
 from tests.integration.cache.conftest import redis_db
 from tests.support.services import RedisServer
-from tests.unit.cache.test_property import Op, ops, run_schedule
+from tests.unit.cache.test_property import Op, ops, run_caches
 
 pytestmark = pytest.mark.redis
 
 
 async def run_on_redis(server: RedisServer, schedule: Sequence[Op]) -> list[str]:
     prefix = f"p{uuid.uuid4().hex[:10]}"
-    caches = [
-        TieredCache(
-            CacheConfig(cache_url=redis_db(server, db), bus_url=server.url, key_prefix=prefix)
-        )
+    configs = [
+        CacheConfig(cache_url=redis_db(server, db), bus_url=server.url, key_prefix=prefix)
         for db in (4, 5)
     ]
-    for cache in caches:
-        await cache.start()
-    try:
-        return await run_schedule(caches, schedule)
-    finally:
-        for cache in caches:
-            await cache.close()
+    return await run_caches(configs, schedule)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -74,8 +74,9 @@ async def run_schedule(caches: Sequence[TieredCache], schedule: Sequence[Op]) ->
     return violations
 
 
-async def run_in_memory(schedule: Sequence[Op]) -> list[str]:
-    caches = [TieredCache(CacheConfig(bus_url="memory://property")) for _ in range(2)]
+async def run_caches(configs: Sequence[CacheConfig], schedule: Sequence[Op]) -> list[str]:
+    """Start one cache per config (two processes' worth), run the schedule, close them."""
+    caches = [TieredCache(config) for config in configs]
     for cache in caches:
         await cache.start()
     try:
@@ -83,6 +84,10 @@ async def run_in_memory(schedule: Sequence[Op]) -> list[str]:
     finally:
         for cache in caches:
             await cache.close()
+
+
+async def run_in_memory(schedule: Sequence[Op]) -> list[str]:
+    return await run_caches([CacheConfig(bus_url="memory://property")] * 2, schedule)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
