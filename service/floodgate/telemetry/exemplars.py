@@ -39,8 +39,12 @@ class ExemplarStore:
         self._flush_scheduled = False
         self._pid = os.getpid()
 
-    def record(self, key: ExemplarKey, trace_id: str, value: float) -> None:
-        self._latest[key] = (trace_id, value, time.time())
+    def record(self, keys: Iterable[ExemplarKey], trace_id: str, value: float) -> None:
+        """One observation's exemplar on each of its buckets: one request updates every
+        histogram it was observed in, so they are published together or not at all."""
+        entry = (trace_id, value, time.time())
+        for key in keys:
+            self._latest[key] = entry
         if self.directory is None:
             return
         self._dirty = True

@@ -158,11 +158,15 @@ class HttpMetrics:
         series.latency.observe(duration)
         self.latency_highr.observe(duration)
         if trace_id is not None and exemplars is not None:
-            le = self._highr_le[bisect.bisect_left(LATENCY_HIGHR_BUCKETS, duration)]
-            exemplars.record(("http_request_duration_highr_seconds", (), le), trace_id, duration)
-            le = self._lowr_le[bisect.bisect_left(LATENCY_LOWR_BUCKETS, duration)]
+            highr = self._highr_le[bisect.bisect_left(LATENCY_HIGHR_BUCKETS, duration)]
+            lowr = self._lowr_le[bisect.bisect_left(LATENCY_LOWR_BUCKETS, duration)]
             exemplars.record(
-                ("http_request_duration_seconds", series.latency_labels, le), trace_id, duration
+                (
+                    ("http_request_duration_highr_seconds", (), highr),
+                    ("http_request_duration_seconds", series.latency_labels, lowr),
+                ),
+                trace_id,
+                duration,
             )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -143,6 +144,21 @@ async def test_sampled_requests_leave_exemplars(http_metrics: HttpMetrics) -> No
     names = {key[0] for key in latest}
     assert names == {"http_request_duration_highr_seconds", "http_request_duration_seconds"}
     assert all(len(trace_id) == 32 for trace_id, _, _ in latest.values())
+
+
+@pytest.mark.usefixtures("spans")
+async def test_other_workers_see_a_requests_exemplars_all_at_once(
+    http_metrics: HttpMetrics, tmp_path: Path
+) -> None:
+    """Another worker answering the scrape reads this one's file: a request's exemplars on both
+    latency histograms reach it in the same write."""
+    store = ExemplarStore(tmp_path, flush_interval=60)
+    transport = httpx.ASGITransport(app=build_app(http_metrics, store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await client.get("/items/3")
+    other_worker = ExemplarStore(tmp_path)
+    names = {key[0] for key in other_worker.snapshot()}
+    assert names == {"http_request_duration_highr_seconds", "http_request_duration_seconds"}
 
 
 async def test_in_flight_gauge_follows_requests(
