@@ -9,7 +9,13 @@ from fastapi import FastAPI
 
 from floodgate import __version__
 from floodgate.cache import ResponseCacheMiddleware, TieredCache
-from floodgate.db import autocommit_view, create_engine, create_sessionmaker
+from floodgate.db import (
+    autocommit_view,
+    create_engine,
+    create_sessionmaker,
+    start_sqlite_reads,
+    stop_sqlite_reads,
+)
 from floodgate.domain import build_router, cached_routes
 from floodgate.gc_tuning import freeze_startup_heap, thaw_heap
 from floodgate.health import Probe, ReadinessCheck, database_probe
@@ -59,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await start_telemetry()  # telemetry
         engine = create_engine(settings)
         instrument_engine(engine)  # telemetry
+        start_sqlite_reads(engine, settings.db_sqlite_read_threads)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.reader = autocommit_view(engine)
@@ -78,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 thaw_heap()
             await limiter.close()
             await cache.close()
+            stop_sqlite_reads(engine)
             await engine.dispose()
             await stop_telemetry()  # telemetry
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import cache
 from typing import Any
@@ -12,6 +12,7 @@ from weakref import WeakKeyDictionary
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Select, event
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -23,6 +24,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from floodgate.settings import Settings
+from floodgate.sqlite_reads import SQLiteReadPool, database_file
 from floodgate.telemetry.instrumentation import driver_query_span
 
 
@@ -82,6 +84,23 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
 
 
 _GATES: WeakKeyDictionary[Pool, asyncio.Semaphore] = WeakKeyDictionary()
+_SQLITE_READS: WeakKeyDictionary[Pool, SQLiteReadPool] = WeakKeyDictionary()
+
+
+def start_sqlite_reads(engine: AsyncEngine, threads: int) -> bool:
+    """Serve this engine's hot reads from a `SQLiteReadPool` (a SQLite file only). In the lifespan:
+    its threads and connections are closed by `stop_sqlite_reads`."""
+    path = database_file(engine.url) if engine.dialect.name == "sqlite" else None
+    if path is None or threads < 1:
+        return False
+    _SQLITE_READS[engine.sync_engine.pool] = SQLiteReadPool(path, threads)
+    return True
+
+
+def stop_sqlite_reads(engine: AsyncEngine) -> None:
+    reads = _SQLITE_READS.pop(engine.sync_engine.pool, None)
+    if reads is not None:
+        reads.close()
 
 
 @cache
@@ -95,6 +114,34 @@ def _asyncpg_sql(statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
     return str(compiled), order
 
 
+_Processor = Callable[[Any], Any] | None
+_REQUIRED: Any = object()
+
+
+@cache
+def _sqlite_sql(
+    statement: Select[Any],
+) -> tuple[str, tuple[tuple[str, _Processor, Any], ...], tuple[tuple[str, _Processor], ...]]:
+    """The statement compiled once for sqlite3: SQL with ? placeholders, the parameters in order
+    and the columns, each with SQLAlchemy's type processing (e.g. UTC datetimes stored as text)."""
+    dialect = pysqlite_dialect()
+    compiled = statement.compile(dialect=dialect)
+    params = tuple(
+        (
+            name,
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+            # Parameters the compiler adds itself (SQLite's OFFSET 0 after a LIMIT) have a value.
+            _REQUIRED if compiled.binds[name].required else compiled.binds[name].value,
+        )
+        for name in compiled.positiontup or ()
+    )
+    columns = tuple(
+        (key, column.type.dialect_impl(dialect).result_processor(dialect, None))
+        for key, column in statement.selected_columns.items()
+    )
+    return str(compiled), params, columns
+
+
 async def fetch_rows(
     reader: AsyncEngine, statement: Select[Any], params: Mapping[str, Any], *, first: bool = False
 ) -> list[Mapping[str, Any]]:
@@ -102,17 +149,46 @@ async def fetch_rows(
 
     On PostgreSQL the query runs straight on a pooled asyncpg connection: SQLAlchemy's async
     execution layer (Connection set-up, greenlet hops, result processing) costs more CPU than the
-    query itself. Elsewhere it is an ordinary Core execute. The statement must be a constant (see
-    `_asyncpg_sql`) whose columns need no result processing beyond what the driver does.
+    query itself. On a SQLite file with a read pool started it runs on one of its threads, with
+    SQLAlchemy's type processing. Elsewhere it is an ordinary Core execute. The statement must be
+    a constant (see `_asyncpg_sql`) whose columns need no result processing on PostgreSQL beyond
+    what the driver does.
     """
     if reader.dialect.name == "postgresql":
         return await _driver_fetch(reader, statement, params, first=first)
+    sqlite_reads = _SQLITE_READS.get(reader.sync_engine.pool)
+    if sqlite_reads is not None:
+        return await _sqlite_fetch(reader, sqlite_reads, statement, params, first=first)
     async with reader.connect() as conn:
         result = await conn.execute(statement, params)
         if first:
             found = result.first()
             return [found._mapping] if found is not None else []
         return [r._mapping for r in result.all()]
+
+
+async def _sqlite_fetch(
+    engine: AsyncEngine,
+    reads: SQLiteReadPool,
+    statement: Select[Any],
+    params: Mapping[str, Any],
+    *,
+    first: bool,
+) -> list[Mapping[str, Any]]:
+    sql, binds, columns = _sqlite_sql(statement)
+    args = []
+    for name, bind, fixed in binds:
+        value = params[name] if fixed is _REQUIRED else params.get(name, fixed)
+        args.append(value if bind is None else bind(value))
+    with driver_query_span(engine, sql):
+        rows = await reads.fetch(sql, args, first=first)
+    return [
+        {
+            key: value if result is None else result(value)
+            for (key, result), value in zip(columns, row, strict=True)
+        }
+        for row in rows
+    ]
 
 
 async def _driver_fetch(

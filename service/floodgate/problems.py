@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sqlite3
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -31,6 +32,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     socket.gaierror,
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
+    sqlite3.OperationalError,  # hot reads on SQLite (floodgate.sqlite_reads): locked, unopenable
     sqlalchemy.exc.TimeoutError,  # no pooled connection within db_pool_timeout_s
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.CannotConnectNowError,  # starting up / shutting down

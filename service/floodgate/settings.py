@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0, description="0 = no limit")
     db_echo: bool = False
+    # One sqlite3 connection per thread; reads there skip aiosqlite (see floodgate.sqlite_reads).
+    db_sqlite_read_threads: int = Field(
+        default=4, ge=0, le=64, description="SQLite file: threads for hot reads; 0 = aiosqlite"
+    )
 
     cache_url: str = "memory://"
     cache_l1_max_entries: int = Field(default=10_000, ge=0, description="per process; 0 = no L1")
