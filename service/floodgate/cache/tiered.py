@@ -108,6 +108,7 @@ class TieredCache:
         self._flights: dict[str, dict[str, _Flight]] = {}
         self._storing: dict[str, set[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._invalidating: set[asyncio.Task[None]] = set()
         self._l2_deletes = _DeferredDeletes()
         self._handoff_deletes = _DeferredDeletes()
         self._l2: L2Store | None = None
@@ -192,6 +193,8 @@ class TieredCache:
         if not self._started:
             return
         self._started = False
+        # Invalidations of committed writes finish first (each is bounded by the ack timeout).
+        await asyncio.gather(*list(self._invalidating), return_exceptions=True)
         await self._bus.close()
         tasks = list(self._tasks)
         for task in tasks:
@@ -478,6 +481,16 @@ class TieredCache:
         await self._invalidate(Invalidation(everything=True))
 
     async def _invalidate(self, inv: Invalidation) -> None:
+        # The write it follows has committed: it must reach every process even if the caller is
+        # cancelled (shutdown, a timeout around the handler), or they serve the old value until
+        # it expires.
+        task = asyncio.create_task(self._invalidate_everywhere(inv))
+        self._invalidating.add(task)
+        task.add_done_callback(self._invalidating.discard)
+        task.add_done_callback(_consume_exception)
+        await asyncio.shield(task)
+
+    async def _invalidate_everywhere(self, inv: Invalidation) -> None:
         metrics.INVALIDATIONS_LOCAL.inc()
         await self._apply(inv)
         await self._bus.publish(inv)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
 from floodgate.cache import TieredCache
 from tests.integration.cache.conftest import Loader, redis_db
@@ -185,3 +186,49 @@ async def test_a_burst_of_writes_is_acknowledged_in_batches_without_timeouts(
     db.value = "w"
     for cache in caches:
         assert await cache.get_or_load("t:burst:0", db) == "w"
+
+
+def _publishes(server: RedisServer) -> int:
+    stats = redis.Redis(port=server.port).info("commandstats")
+    return int(stats.get("cmdstat_publish", {}).get("calls", 0))
+
+
+async def test_concurrent_writers_share_messages_and_each_returns_once_covered(
+    redis_server: RedisServer, make_cache: Callable[..., Any]
+) -> None:
+    caches = await pods(redis_server, make_cache)
+    writer, others = caches[0], caches[1:]
+    db = Loader("old")
+    keys = [f"t:group:{i}" for i in range(100)]
+    for cache in caches:
+        for key in keys:
+            await cache.get_or_load(key, db)
+    before = _publishes(redis_server)
+
+    async def write(key: str) -> None:
+        await writer.invalidate_keys(key)
+        # When this writer returns, its own key is gone everywhere, whichever message carried it.
+        assert all(cache._l1.get(key) is None for cache in others)
+
+    await asyncio.gather(*(write(key) for key in keys))
+    published = _publishes(redis_server) - before
+    assert 1 <= published < len(keys) // 4, f"{published} messages for {len(keys)} writes"
+
+
+async def test_a_cancelled_writers_invalidation_still_reaches_every_process(
+    redis_server: RedisServer, make_cache: Callable[..., Any]
+) -> None:
+    writer, reader = (await pods(redis_server, make_cache))[::2]
+    db = Loader("old")
+    for key in ("t:gone:1", "t:gone:2"):
+        await reader.get_or_load(key, db)
+    first = asyncio.create_task(writer.invalidate_keys("t:gone:1"))
+    second = asyncio.create_task(writer.invalidate_keys("t:gone:2"))
+    await asyncio.sleep(0)  # both queued, the first message on its way
+    first.cancel()  # e.g. a timeout around the handler, after the write had committed
+    await second
+    assert reader._l1.get("t:gone:2") is None
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    db.value = "new"
+    assert await reader.get_or_load("t:gone:1", db) == "new"  # finished without its caller
