@@ -137,10 +137,12 @@ async def test_breaker_spares_requests_the_timeout_of_a_hung_store(
     for _ in range(3):  # the failures that open the breaker each cost a timeout
         assert (await client.get("/open")).status_code == 200
     assert time.monotonic() - started >= 3 * TIMEOUT_S * 0.9
-    started = time.monotonic()
+    slowest = 0.0
     for _ in range(50):
+        started = time.monotonic()
         assert (await client.get("/open")).status_code == 200
-    assert time.monotonic() - started < TIMEOUT_S  # 50 requests, not one timeout
+        slowest = max(slowest, time.monotonic() - started)
+    assert slowest < TIMEOUT_S * 0.9, "no request waited for a timeout while the breaker is open"
     store = limiter.store
     assert isinstance(store, RedisStore)
     assert store.breaker.state == "open"
