@@ -218,6 +218,13 @@ def build_targets(ctx: Context) -> list[Target]:
                requires=("ratelimit", "cache", "metrics", "tracing"), tracing=True,
                description="GET by id on PostgreSQL: global limit in Redis, cache hit (L1 in front "
                "of the Redis sidecar L2), metrics, tracing 1 %"),
+        Target("fg-full-gunicorn", "Floodgate full production path, gunicorn 2 workers",
+               "floodgate", "hot path", hot, floodgate_argv(workers=2),
+               _floodgate(ctx, cache="redis", limits=True, tracing=True), "/healthz",
+               quick=False, requires=("ratelimit", "cache", "metrics", "tracing"), tracing=True,
+               description="the full production path as a pod with FLOODGATE_WORKERS=2 runs it: "
+               "gunicorn, two uvicorn workers sharing core 0, multiprocess metrics (mmap files); "
+               "compare with the one-worker full path on the same core"),
         Target("fg-l1-hit", "Floodgate L1 cache hit", "floodgate", "hot path", hot,
                floodgate_argv(), _floodgate(ctx, extra={"FLOODGATE_METRICS_ENABLED": "false"}),
                "/healthz", quick=True, requires=("cache",),

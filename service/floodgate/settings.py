@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     graceful_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    # Counted recycling restarts a busy worker every few seconds at this service's rates (cold
+    # L1, new connections, dropped keep-alives), so it is off unless a leak calls for it.
+    worker_max_requests: int = Field(
+        default=0, ge=0, description="gunicorn: recycle a worker after about this many; 0 = never"
+    )
     gc_freeze: bool = Field(
         default=True, description="freeze the start-up heap so full GC passes skip it (p99)"
     )
