@@ -122,10 +122,6 @@ class RedisBus:
         self._subscribed = asyncio.Event()
         self._pending: Invalidation | None = None
         self._republish: set[asyncio.Task[None]] = set()
-        # Group commit: invalidations that arrive while one is on the wire go out together next.
-        self._outbox: list[Invalidation] = []
-        self._outbox_sent: asyncio.Future[None] | None = None
-        self._sender: asyncio.Task[None] | None = None
         self.connected = False
 
     async def start(self, apply: Apply, resync: Resync) -> None:
@@ -142,8 +138,8 @@ class RedisBus:
             await asyncio.wait_for(self._subscribed.wait(), self.endpoint.timeout_s * 4)
 
     async def close(self) -> None:
-        tasks = [t for t in (self._task, self._sender, *self._republish) if t is not None]
-        self._task = self._sender = None
+        tasks = [t for t in (self._task, *self._republish) if t is not None]
+        self._task = None
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -160,42 +156,7 @@ class RedisBus:
         return self.connected
 
     async def publish(self, inv: Invalidation) -> None:
-        """Publish and wait for the acknowledgements; on failure keep the message for later.
-
-        Concurrent writers share messages: while one is on the wire (publish, then every
-        process's acknowledgement), the next ones queue and go out as one message. Each caller
-        still returns only once a message covering its invalidation has been acknowledged, and
-        under load the bus costs one round of messages per batch instead of per write (measured:
-        616-629 -> 794-835 POST/s in the benchmark's production configuration).
-        """
-        if self._outbox_sent is None:
-            self._outbox_sent = asyncio.get_running_loop().create_future()
-        sent = self._outbox_sent
-        self._outbox.append(inv)
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_outbox(), name="floodgate-cache-publish")
-        # Shielded: a caller that goes away (client disconnect) must not cancel the others' send.
-        await asyncio.shield(sent)
-
-    async def _send_outbox(self) -> None:
-        while self._outbox:
-            batch, sent = self._outbox, self._outbox_sent
-            self._outbox, self._outbox_sent = [], None
-            assert sent is not None
-            try:
-                await self._publish_now(_combine(batch))
-            except asyncio.CancelledError:
-                sent.cancel()
-                if self._outbox_sent is not None:
-                    self._outbox_sent.cancel()
-                raise
-            except Exception as exc:  # not a Redis outage (handled inside): the callers see it
-                sent.set_exception(exc)
-                sent.add_done_callback(_consume_exception)
-            else:
-                sent.set_result(None)
-
-    async def _publish_now(self, inv: Invalidation) -> None:
+        """Publish and wait for the acknowledgements; on failure keep the message for later."""
         if self._pending is not None:
             inv = self._pending.merge(inv)
             self._pending = None
@@ -287,7 +248,7 @@ class RedisBus:
                 logger.warning("ignoring a malformed cache invalidation message")
         foreign = [inv for inv, origin, _ in received if origin != self.origin]
         if foreign and self._apply is not None:
-            await self._apply(_combine(foreign))
+            await self._apply(combine(foreign))
         ack_keys = [ack_key for _, _, ack_key in received]
         if not ack_keys:
             return
@@ -304,7 +265,7 @@ class RedisBus:
             await self.endpoint.call(ack)
 
 
-def _combine(invs: list[Invalidation]) -> Invalidation:
+def combine(invs: list[Invalidation]) -> Invalidation:
     """One invalidation covering all of `invs` (no escalation to `everything` for many keys)."""
     if len(invs) == 1:
         return invs[0]
@@ -313,12 +274,6 @@ def _combine(invs: list[Invalidation]) -> Invalidation:
     keys = tuple(dict.fromkeys(k for inv in invs for k in inv.keys))
     namespaces = tuple(dict.fromkeys(n for inv in invs for n in inv.namespaces))
     return Invalidation(keys, namespaces)
-
-
-def _consume_exception(future: asyncio.Future[None]) -> None:
-    # Every waiter may have been cancelled: the exception must not be logged as never retrieved.
-    if not future.cancelled():
-        future.exception()
 
 
 async def _pop(key: str, count: int, client: aioredis.Redis) -> list[bytes] | None:

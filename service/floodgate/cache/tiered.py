@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from floodgate.cache import metrics
-from floodgate.cache.bus import Invalidation, MemoryBus, RedisBus
+from floodgate.cache.bus import Invalidation, MemoryBus, RedisBus, combine
 from floodgate.cache.config import CacheConfig, is_memory_url
 from floodgate.cache.entry import JSON, Codec, seal, unseal
+from floodgate.cache.group_commit import GroupCommit
 from floodgate.cache.keys import check_name
 from floodgate.cache.lru import TtlLru
 from floodgate.cache.stores import FillLocks, L2Store, MemoryL2, RedisEndpoint, RedisL2, Unavailable
@@ -108,7 +109,9 @@ class TieredCache:
         self._flights: dict[str, dict[str, _Flight]] = {}
         self._storing: dict[str, set[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._invalidating: set[asyncio.Task[None]] = set()
+        # Concurrent writers' invalidations go out together: one L2 delete, one message and
+        # one handoff delete per batch instead of per write.
+        self._invalidations = GroupCommit(self._invalidate_batch, "floodgate-cache-invalidate")
         self._l2_deletes = _DeferredDeletes()
         self._handoff_deletes = _DeferredDeletes()
         self._l2: L2Store | None = None
@@ -175,6 +178,7 @@ class TieredCache:
         # (one per TestClient, for instance).
         self._l2_deletes = _DeferredDeletes()
         self._handoff_deletes = _DeferredDeletes()
+        self._invalidations = GroupCommit(self._invalidate_batch, "floodgate-cache-invalidate")
         self._flights.clear()
         self._storing.clear()
         if self._l2_endpoint is not None:
@@ -194,7 +198,7 @@ class TieredCache:
             return
         self._started = False
         # Invalidations of committed writes finish first (each is bounded by the ack timeout).
-        await asyncio.gather(*list(self._invalidating), return_exceptions=True)
+        await self._invalidations.drain()
         await self._bus.close()
         tasks = list(self._tasks)
         for task in tasks:
@@ -481,17 +485,15 @@ class TieredCache:
         await self._invalidate(Invalidation(everything=True))
 
     async def _invalidate(self, inv: Invalidation) -> None:
-        # The write it follows has committed: it must reach every process even if the caller is
-        # cancelled (shutdown, a timeout around the handler), or they serve the old value until
-        # it expires.
-        task = asyncio.create_task(self._invalidate_everywhere(inv))
-        self._invalidating.add(task)
-        task.add_done_callback(self._invalidating.discard)
-        task.add_done_callback(_consume_exception)
-        await asyncio.shield(task)
+        """Returns once a batch carrying `inv` has been applied everywhere. The write it follows
+        has committed, so the batch runs on even if this caller is cancelled (shutdown, a timeout
+        around the handler): otherwise other processes would serve the old value until it expires.
+        """
+        await self._invalidations.submit(inv)
 
-    async def _invalidate_everywhere(self, inv: Invalidation) -> None:
-        metrics.INVALIDATIONS_LOCAL.inc()
+    async def _invalidate_batch(self, batch: list[Invalidation]) -> None:
+        metrics.INVALIDATIONS_LOCAL.inc(len(batch))
+        inv = combine(batch)
         await self._apply(inv)
         await self._bus.publish(inv)
         # Fills handed off before the other processes marked their loads stale are gone only now.
