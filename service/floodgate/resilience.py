@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 BreakerState = Literal["closed", "open", "half_open"]
@@ -100,9 +100,10 @@ class CircuitBreaker:
 
 
 class RateLimitedLog:
-    """At most one line per `interval_s`, saying how many similar lines were swallowed meanwhile."""
+    """At most one line per topic per `interval_s`, saying how many similar lines were swallowed
+    meanwhile, so an outage or a flood of denials cannot flood the log."""
 
-    __slots__ = ("_clock", "_last", "_logger", "_suppressed", "interval_s")
+    __slots__ = ("_clock", "_logger", "_topics", "interval_s")
 
     def __init__(
         self,
@@ -113,18 +114,28 @@ class RateLimitedLog:
         self._logger = logger
         self.interval_s = interval_s
         self._clock = clock
-        self._last = float("-inf")
-        self._suppressed = 0
+        self._topics: dict[str, tuple[float, int]] = {}  # topic -> (last logged, suppressed)
 
     def warning(self, message: str, *args: object) -> bool:
-        """Log (returns True) or count the line for the next one (returns False)."""
+        return self.log(logging.WARNING, message, *args)
+
+    def log(
+        self,
+        level: int,
+        message: str,
+        *args: object,
+        topic: str = "",
+        extra: Mapping[str, object] | None = None,
+    ) -> bool:
+        """Log (returns True) or count the line for the topic's next one (returns False)."""
         now = self._clock()
-        if now - self._last < self.interval_s:
-            self._suppressed += 1
+        last, suppressed = self._topics.get(topic, (float("-inf"), 0))
+        if now - last < self.interval_s:
+            self._topics[topic] = (last, suppressed + 1)
             return False
-        suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        self._topics[topic] = (now, 0)
         if suppressed:
             message += " (%d similar messages suppressed)"
             args = (*args, suppressed)
-        self._logger.warning(message, *args)
+        self._logger.log(level, message, *args, extra=extra)
         return True

@@ -189,3 +189,23 @@ def test_rate_limited_log_counts_what_it_swallowed(caplog: pytest.LogCaptureFixt
         "redis down: x",
         "redis down: w (2 similar messages suppressed)",
     ]
+
+
+def test_rate_limited_log_keeps_topics_apart_with_their_level_and_extra(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    log = RateLimitedLog(logging.getLogger("floodgate.test"), interval_s=10, clock=clock)
+    with caplog.at_level(logging.INFO, logger="floodgate.test"):
+        assert log.log(logging.INFO, "deny %s", "a", topic="rule-a", extra={"rule": "a"})
+        assert log.log(logging.INFO, "deny %s", "b", topic="rule-b", extra={"rule": "b"})
+        assert not log.log(logging.INFO, "deny %s", "a", topic="rule-a", extra={"rule": "a"})
+        assert log.warning("store down")  # the default topic is its own
+        clock.now += 10
+        assert log.log(logging.INFO, "deny %s", "a", topic="rule-a", extra={"rule": "a"})
+    assert [(r.levelno, r.getMessage(), getattr(r, "rule", None)) for r in caplog.records] == [
+        (logging.INFO, "deny a", "a"),
+        (logging.INFO, "deny b", "b"),
+        (logging.WARNING, "store down", None),
+        (logging.INFO, "deny a (1 similar messages suppressed)", "a"),
+    ]

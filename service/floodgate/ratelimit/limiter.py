@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from floodgate.ratelimit.policyset import (
 )
 from floodgate.ratelimit.redis_store import RedisStore, store_breaker
 from floodgate.ratelimit.sources import FilePolicySource, PolicySource
+from floodgate.resilience import RateLimitedLog
 
 logger = logging.getLogger("floodgate.ratelimit")
 
@@ -53,24 +53,6 @@ class Decision:
     status: int
     headers: Headers
     body: bytes = b""
-
-
-class _LogThrottle:
-    """At most one log line per topic per interval, so a flood of denials cannot flood the logs."""
-
-    def __init__(self, interval_s: float = 10.0) -> None:
-        self.interval_s = interval_s
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def should_log(self, topic: str) -> int | None:
-        """None to stay quiet, else the number of events suppressed since the last line."""
-        now = time.monotonic()
-        last, suppressed = self._last.get(topic, (float("-inf"), 0))
-        if now - last >= self.interval_s:
-            self._last[topic] = (now, 0)
-            return suppressed
-        self._last[topic] = (last, suppressed + 1)
-        return None
 
 
 def store_from_url(
@@ -127,7 +109,7 @@ class RateLimiter:
         # remaining).
         self._memo: dict[str, tuple[int, int]] | None = {} if store.remote else None
         self._memo_size = memo_size
-        self._log_throttle = _LogThrottle()
+        self._log = RateLimitedLog(logger)
         self.last_errors: list[str] = []
 
     @classmethod
@@ -418,14 +400,13 @@ class RateLimiter:
     def _unavailable(self, rules: Sequence[CompiledRule], exc: StoreUnavailable) -> Decision | None:
         self.metrics.backend_errors.inc()
         closed = next((r for r in rules if r.fail_closed and not r.shadow), None)
-        suppressed = self._log_throttle.should_log("store-unavailable")
-        if suppressed is not None:
-            logger.warning(
-                "rate-limit store unavailable (%s): failing %s (%d similar suppressed)",
-                exc,
-                "closed" if closed is not None else "open",
-                suppressed,
-            )
+        self._log.log(
+            logging.WARNING,
+            "rate-limit store unavailable (%s): failing %s",
+            exc,
+            "closed" if closed is not None else "open",
+            topic="store-unavailable",
+        )
         if closed is None:
             return None
         return self._rejection(503, closed, max(1, int(-(-exc.retry_after_s // 1))), [])
@@ -442,16 +423,15 @@ class RateLimiter:
         memo[key] = (until, remaining)
 
     def _log_shadow_deny(self, rule: CompiledRule, charge: Charge) -> None:
-        suppressed = self._log_throttle.should_log(f"shadow:{rule.policy}/{rule.name}")
-        if suppressed is not None:
-            logger.info(
-                "shadow_deny: policy %s rule %s would have rejected key %s (%d more since)",
-                rule.policy,
-                rule.name,
-                charge.key,
-                suppressed,
-                extra={"event": "shadow_deny", "policy": rule.policy, "rule": rule.name},
-            )
+        self._log.log(
+            logging.INFO,
+            "shadow_deny: policy %s rule %s would have rejected key %s",
+            rule.policy,
+            rule.name,
+            charge.key,
+            topic=f"shadow:{rule.policy}/{rule.name}",
+            extra={"event": "shadow_deny", "policy": rule.policy, "rule": rule.name},
+        )
 
 
 def _legacy(rule: CompiledRule, remaining: int, reset_s: int) -> Headers:
