@@ -9,6 +9,7 @@ import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +27,9 @@ from floodgate.db import (
     stop_sqlite_reads,
 )
 from floodgate.domain.common import UTCDateTime
+from floodgate.domain.messages import service as messages_service
+from floodgate.domain.users import service as users_service
+from floodgate.migrate import upgrade
 from floodgate.settings import Settings
 from floodgate.sqlite_reads import SQLiteReadPool, database_file
 
@@ -155,3 +159,64 @@ async def test_an_unmigrated_database_answers_503_not_500(tmp_path: Path) -> Non
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("/unavailable")
+
+
+_DOMAIN_READS: list[tuple[str, Any, dict[str, object]]] = [
+    ("message by id", messages_service._BY_ID, {"message_id": 7}),
+    ("user by id", users_service._BY_ID, {"user_id": 2}),
+    *[
+        (
+            f"page by_user={by_user} keyset={keyset}",
+            messages_service._page_statement(by_user=by_user, keyset=keyset),
+            {
+                "user_id": 2,
+                "offset": 3,
+                "limit": 4,
+                "after_ts": _T0.replace(second=5),
+                "after_id": 5,
+            },
+        )
+        for by_user in (False, True)
+        for keyset in (False, True)
+    ],
+]
+
+
+@pytest.mark.parametrize(
+    ("statement", "params"), [r[1:] for r in _DOMAIN_READS], ids=[r[0] for r in _DOMAIN_READS]
+)
+async def test_the_domains_hot_reads_match_core(
+    tmp_path: Path, statement: Any, params: dict[str, object]
+) -> None:
+    """Every statement the API sends through `fetch_rows`, on a migrated database."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'domain.db'}"
+    await asyncio.to_thread(upgrade, url)
+    engine = create_engine(Settings(database_url=url))
+    async with engine.begin() as conn:
+        for u in range(1, 4):
+            await conn.execute(
+                users_service._table.insert(),
+                {"id": u, "name": f"u{u}", "email": f"u{u}@x.org", "created_at": _T0},
+            )
+        for m in range(1, 21):
+            at = _T0.replace(second=m % 10)  # ties on created_at: the id decides the order
+            await conn.execute(
+                messages_service._table.insert(),
+                {
+                    "id": m,
+                    "user_id": 1 + m % 3,
+                    "body": f"m{m}",
+                    "created_at": at,
+                    "updated_at": at,
+                },
+            )
+    reader = autocommit_view(engine)
+    try:
+        assert start_sqlite_reads(engine, threads=2)
+        fast = await fetch_rows(reader, statement, params)
+        stop_sqlite_reads(engine)
+        assert fast, "the fixture must return rows for the comparison to mean anything"
+        assert fast == await _core_rows(reader, statement, params)
+    finally:
+        stop_sqlite_reads(engine)
+        await engine.dispose()
