@@ -180,6 +180,12 @@ def build_targets(ctx: Context) -> list[Target]:
         return _anchor_env(ctx, **{**usual, **on})
 
     hot = Load(f"{API}{HOT_ID}")
+    post = Load(
+        "/api/v1/messages",
+        method="POST",
+        body='{"user_id": 1, "body": "a new message from the benchmark"}',
+        headers={"Content-Type": "application/json"},
+    )
     warm_set = Load(API, id_range=(1, WARM_SET))
     return [
         Target("raw-asgi", "raw ASGI hello", "anchor", "anchors", Load("/hello"),
@@ -265,13 +271,15 @@ def build_targets(ctx: Context) -> list[Target]:
                Load(API, id_range=(1, n)), floodgate_argv(), _floodgate(ctx, db="sqlite"),
                "/healthz", quick=True,
                description=f"random ids over {rows_label} rows (cache misses)"),
-        Target("fg-post", "Floodgate POST a message", "floodgate", "database",
-               Load("/api/v1/messages", method="POST",
-                    body='{"user_id": 1, "body": "a new message from the benchmark"}',
-                    headers={"Content-Type": "application/json"}),
+        Target("fg-post", "Floodgate POST a message", "floodgate", "database", post,
                floodgate_argv(), _floodgate(ctx, cache="redis", limits=True, tracing=True),
                "/healthz", quick=True, tracing=True,
                description="production configuration (whatever of limit/cache/tracing is wired)"),
+        Target("fg-post-sqlite", "Floodgate POST a message, SQLite (embedded defaults)",
+               "floodgate", "database", post, floodgate_argv(), _floodgate(ctx, db="sqlite"),
+               "/healthz", quick=False,
+               description="what `make run` serves: SQLite through aiosqlite, in-process cache "
+               "and limits; one writer at a time (WAL)"),
         Target("fg-keyset-1", "Floodgate keyset page 1", "floodgate", "pages",
                Load("/api/v1/messages?limit=10"), floodgate_argv(), _floodgate(ctx), "/healthz",
                quick=True),
