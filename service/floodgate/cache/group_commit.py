@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ class GroupCommit(Generic[T]):
     async def submit(self, item: T) -> None:
         if self._queued_done is None:
             self._queued_done = asyncio.get_running_loop().create_future()
-            self._queued_done.add_done_callback(_consume_exception)
+            self._queued_done.add_done_callback(consume_exception)
         done = self._queued_done
         self._queued.append(item)
         if self._runner is None or self._runner.done():
@@ -56,7 +56,7 @@ class GroupCommit(Generic[T]):
             await asyncio.gather(self._runner, return_exceptions=True)
 
 
-def _consume_exception(future: asyncio.Future[None]) -> None:
-    # Every caller may have gone: the exception must not be logged as never retrieved.
+def consume_exception(future: asyncio.Future[Any]) -> None:
+    """Done callback: a future nobody awaits must not log "exception never retrieved"."""
     if not future.cancelled():
         future.exception()

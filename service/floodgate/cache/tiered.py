@@ -31,7 +31,7 @@ from floodgate.cache import metrics
 from floodgate.cache.bus import Invalidation, MemoryBus, RedisBus, combine
 from floodgate.cache.config import CacheConfig, is_memory_url
 from floodgate.cache.entry import JSON, Codec, seal, unseal
-from floodgate.cache.group_commit import GroupCommit
+from floodgate.cache.group_commit import GroupCommit, consume_exception
 from floodgate.cache.keys import check_name
 from floodgate.cache.lru import TtlLru
 from floodgate.cache.stores import FillLocks, L2Store, MemoryL2, RedisEndpoint, RedisL2, Unavailable
@@ -291,7 +291,7 @@ class TieredCache:
         loop = asyncio.get_running_loop()
         flight = _Flight(loop.create_future())
         # Nobody may be left to read an error (every caller cancelled): mark it read.
-        flight.future.add_done_callback(_consume_exception)
+        flight.future.add_done_callback(consume_exception)
         self._flights.setdefault(key, {})[variant] = flight
         # The leader reads L2 itself (the common case, kept cheap); only a miss needs a task.
         try:
@@ -581,8 +581,3 @@ class TieredCache:
             return
         await locks.drop_handoffs(inv.keys)
         await locks.drop_handoff_prefixes([ns + ":" for ns in inv.namespaces])
-
-
-def _consume_exception(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
