@@ -162,7 +162,7 @@ def floodgate_argv(workers: int = 1) -> list[str]:
 
 def deep_cursor(rows: int) -> str:
     """A signed keyset cursor positioned `rows - 10` rows deep (the last page of the table)."""
-    from floodgate.pagination import CursorCodec
+    from floodgate.web.pagination import CursorCodec
 
     depth = rows - 10
     return CursorCodec(CURSOR_SECRET.encode()).encode(after=(row_time(depth), depth), scope="u=")

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from floodgate import __version__
 from floodgate.cache import ResponseCacheMiddleware, TieredCache
-from floodgate.db import (
+from floodgate.db.engine import (
     autocommit_view,
     create_engine,
     create_sessionmaker,
@@ -17,12 +17,7 @@ from floodgate.db import (
     stop_sqlite_reads,
 )
 from floodgate.domain import build_router, cached_routes
-from floodgate.gc_tuning import freeze_startup_heap, thaw_heap
-from floodgate.health import Probe, ReadinessCheck, database_probe
-from floodgate.health import router as health_router
-from floodgate.http_guard import RequestGuardMiddleware
-from floodgate.pagination import CursorCodec
-from floodgate.problems import install_problem_handlers
+from floodgate.process.gc_tuning import freeze_startup_heap, thaw_heap
 from floodgate.ratelimit import RateLimiter, RateLimitMiddleware
 from floodgate.ratelimit.distribution import RedisPolicySource
 from floodgate.settings import Settings, load_settings
@@ -32,6 +27,11 @@ from floodgate.telemetry import (  # telemetry
     start_telemetry,
     stop_telemetry,
 )
+from floodgate.web.health import Probe, ReadinessCheck, database_probe
+from floodgate.web.health import router as health_router
+from floodgate.web.http_guard import RequestGuardMiddleware
+from floodgate.web.pagination import CursorCodec
+from floodgate.web.problems import install_problem_handlers
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0, description="0 = no limit")
     db_echo: bool = False
-    # One sqlite3 connection per thread; reads there skip aiosqlite (see floodgate.sqlite_reads).
+    # One sqlite3 connection per thread; reads there skip aiosqlite (see floodgate.db.sqlite_reads).
     db_sqlite_read_threads: int = Field(
         default=4, ge=0, le=64, description="SQLite file: threads for hot reads; 0 = aiosqlite"
     )

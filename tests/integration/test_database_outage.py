@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from floodgate.app import create_app
-from floodgate.migrate import upgrade
+from floodgate.db.migrate import upgrade
 from floodgate.settings import Settings
 from tests.support.builders import create_message, create_user
 from tests.support.services import PostgresServer, start_postgres

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from floodgate.db import autocommit_view, fetch_row, fetch_rows
+from floodgate.db.engine import autocommit_view, fetch_row, fetch_rows
 from tests.support.services import PostgresServer
 
 pytestmark = pytest.mark.postgres

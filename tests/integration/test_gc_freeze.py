@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from floodgate.app import create_app
-from floodgate.migrate import upgrade
+from floodgate.db.migrate import upgrade
 from floodgate.settings import Settings
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
-from floodgate.migrate import downgrade, include_object, upgrade
+from floodgate.db.migrate import downgrade, include_object, upgrade
 from tests.support.services import PostgresServer
 
 

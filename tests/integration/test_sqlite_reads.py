@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from floodgate.app import create_app
-from floodgate.db import (
+from floodgate.db.columns import UTCDateTime
+from floodgate.db.engine import (
     autocommit_view,
     create_engine,
     fetch_row,
@@ -26,12 +27,11 @@ from floodgate.db import (
     start_sqlite_reads,
     stop_sqlite_reads,
 )
-from floodgate.domain.common import UTCDateTime
+from floodgate.db.migrate import upgrade
+from floodgate.db.sqlite_reads import SQLiteReadPool, database_file
 from floodgate.domain.messages import service as messages_service
 from floodgate.domain.users import service as users_service
-from floodgate.migrate import upgrade
 from floodgate.settings import Settings
-from floodgate.sqlite_reads import SQLiteReadPool, database_file
 
 _meta = MetaData()
 _ROWS = Table(

@@ -13,7 +13,7 @@ import pytest
 
 import floodgate
 
-CONF = Path(floodgate.__file__).with_name("gunicorn_conf.py")
+CONF = Path(floodgate.__file__).parent / "process" / "gunicorn_conf.py"
 _PRINT = (
     "import json, runpy, sys; ns = runpy.run_path(sys.argv[1]); "
     "print(json.dumps({k: ns[k] for k in ('workers', 'max_requests', 'max_requests_jitter', "

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from floodgate.domain.common import escape_like
+from floodgate.db.columns import escape_like
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from floodgate.pagination import CursorCodec, InvalidCursor, offset_meta
+from floodgate.web.pagination import CursorCodec, InvalidCursor, offset_meta
 
 codec = CursorCodec(b"k" * 32)
 moments = st.datetimes(

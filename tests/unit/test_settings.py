@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from floodgate.cli import main
+from floodgate.process.cli import main
 from floodgate.settings import Settings
 
 

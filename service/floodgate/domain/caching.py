@@ -15,9 +15,9 @@ from starlette.types import Scope
 
 from floodgate.cache import CachedRoute, TieredCache, make_key
 from floodgate.domain.messages import service as messages
-from floodgate.domain.responses import json_bytes
-from floodgate.domain.types import MAX_ID
 from floodgate.domain.users import service as users
+from floodgate.web.responses import json_bytes
+from floodgate.web.types import MAX_ID
 
 _MAX_ID_DIGITS = len(str(MAX_ID))
 

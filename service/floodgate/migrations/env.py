@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 
 import floodgate.domain.messages.models
 import floodgate.domain.users.models  # noqa: F401 - registers the tables on SQLModel.metadata
-from floodgate.migrate import include_object
+from floodgate.db.migrate import include_object
 
 
 def _configure(connection: Connection) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from floodgate.app import create_app
-from floodgate.migrate import upgrade
+from floodgate.db.migrate import upgrade
 from floodgate.settings import Settings
 
 

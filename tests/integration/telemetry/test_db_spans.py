@@ -13,7 +13,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from floodgate.db import autocommit_view, fetch_row
+from floodgate.db.engine import autocommit_view, fetch_row
 from floodgate.telemetry import tracing
 from floodgate.telemetry.instrumentation import instrument_engine
 from tests.support.services import PostgresServer

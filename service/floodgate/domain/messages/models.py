@@ -8,8 +8,8 @@ from pydantic import ConfigDict, field_validator
 from sqlalchemy import Column, ForeignKey, Index
 from sqlmodel import Field, SQLModel
 
-from floodgate.domain.common import ID_TYPE, UTCDateTime, utcnow
-from floodgate.domain.types import CleanStr, RowId
+from floodgate.db.columns import ID_TYPE, UTCDateTime, utcnow
+from floodgate.web.types import CleanStr, RowId
 
 MAX_BODY_CHARS = 4000
 

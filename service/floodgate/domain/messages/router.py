@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from floodgate.domain import caching
-from floodgate.domain.deps import (
+from floodgate.domain.messages import service
+from floodgate.domain.messages.models import MessageCreate, MessagePublic, MessageUpdate
+from floodgate.web.deps import (
     CacheDep,
     CursorCodecDep,
     ReaderDep,
@@ -15,11 +17,7 @@ from floodgate.domain.deps import (
     SettingsDep,
     WriterDep,
 )
-from floodgate.domain.messages import service
-from floodgate.domain.messages.models import MessageCreate, MessagePublic, MessageUpdate
-from floodgate.domain.responses import json_response
-from floodgate.domain.types import MAX_ID
-from floodgate.pagination import (
+from floodgate.web.pagination import (
     MAX_PAGE,
     CursorMeta,
     CursorPage,
@@ -28,7 +26,9 @@ from floodgate.pagination import (
     offset_meta,
     resolve_page_size,
 )
-from floodgate.problems import InvalidParameter
+from floodgate.web.problems import InvalidParameter
+from floodgate.web.responses import json_response
+from floodgate.web.types import MAX_ID
 
 router = APIRouter(prefix="/messages", tags=["messages"])
 

@@ -26,11 +26,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from floodgate.db import fetch_row, fetch_rows
-from floodgate.domain.common import UTCDateTime, utcnow
-from floodgate.domain.errors import integrity_kind
+from floodgate.db.columns import UTCDateTime, utcnow
+from floodgate.db.engine import fetch_row, fetch_rows
+from floodgate.db.errors import integrity_kind
 from floodgate.domain.messages.models import Message, MessageCreate, MessagePublic, MessageUpdate
-from floodgate.problems import InvalidParameter, NotFound
+from floodgate.web.problems import InvalidParameter, NotFound
 
 _table: Table = Message.__table__  # type: ignore[attr-defined]
 _ORDER = (_table.c.created_at, _table.c.id)

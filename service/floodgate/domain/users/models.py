@@ -7,8 +7,8 @@ from datetime import datetime
 from pydantic import ConfigDict, EmailStr, field_validator
 from sqlmodel import Field, SQLModel
 
-from floodgate.domain.common import ID_TYPE, UTCDateTime, utcnow
-from floodgate.domain.types import CleanStr
+from floodgate.db.columns import ID_TYPE, UTCDateTime, utcnow
+from floodgate.web.types import CleanStr
 
 
 class UserBase(SQLModel):

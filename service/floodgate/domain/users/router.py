@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from floodgate.domain import caching
-from floodgate.domain.deps import CacheDep, ReaderDep, SessionDep, SettingsDep, WriterDep
-from floodgate.domain.responses import json_response
-from floodgate.domain.types import MAX_ID, CleanStr
 from floodgate.domain.users import service
 from floodgate.domain.users.models import UserCreate, UserPublic, UserUpdate
-from floodgate.pagination import MAX_PAGE, OffsetPage, offset_meta, resolve_page_size
+from floodgate.web.deps import CacheDep, ReaderDep, SessionDep, SettingsDep, WriterDep
+from floodgate.web.pagination import MAX_PAGE, OffsetPage, offset_meta, resolve_page_size
+from floodgate.web.responses import json_response
+from floodgate.web.types import MAX_ID, CleanStr
 
 router = APIRouter(prefix="/users", tags=["users"])
 

@@ -14,12 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from floodgate.db import fetch_row
-from floodgate.domain.common import escape_like, utcnow
-from floodgate.domain.errors import integrity_kind
+from floodgate.db.columns import escape_like, utcnow
+from floodgate.db.engine import fetch_row
+from floodgate.db.errors import integrity_kind
 from floodgate.domain.messages.models import Message
 from floodgate.domain.users.models import User, UserCreate, UserPublic, UserUpdate
-from floodgate.problems import Conflict, NotFound
+from floodgate.web.problems import Conflict, NotFound
 
 _table: Table = User.__table__  # type: ignore[attr-defined]
 _BY_ID = select(_table).where(_table.c.id == bindparam("user_id"))

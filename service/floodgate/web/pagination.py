@@ -12,8 +12,8 @@ from typing import Generic, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from floodgate.problems import InvalidParameter
 from floodgate.settings import Settings
+from floodgate.web.problems import InvalidParameter
 
 T = TypeVar("T")
 

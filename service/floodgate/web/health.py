@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
-from floodgate.problems import problem_response
+from floodgate.web.problems import problem_response
 
 Probe = Callable[[], Awaitable[bool]]
 _CHECK_TIMEOUT_S = 2.0

@@ -32,7 +32,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     socket.gaierror,
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
-    sqlite3.OperationalError,  # hot reads on SQLite (floodgate.sqlite_reads): locked, unopenable
+    sqlite3.OperationalError,  # hot reads on SQLite (floodgate.db.sqlite_reads): locked, unopenable
     sqlalchemy.exc.TimeoutError,  # no pooled connection within db_pool_timeout_s
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.CannotConnectNowError,  # starting up / shutting down

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from floodgate.problems import PROBLEM_JSON, problem_body
+from floodgate.web.problems import PROBLEM_JSON, problem_body
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

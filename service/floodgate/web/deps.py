@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from floodgate.cache import TieredCache
-from floodgate.pagination import CursorCodec
 from floodgate.settings import Settings
+from floodgate.web.pagination import CursorCodec
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
+from floodgate.db.sqlite_reads import SQLiteReadPool, database_file
 from floodgate.settings import Settings
-from floodgate.sqlite_reads import SQLiteReadPool, database_file
 from floodgate.telemetry.instrumentation import driver_query_span
 
 

@@ -66,7 +66,7 @@ def _exec_gunicorn(settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from floodgate.migrate import downgrade, upgrade
+    from floodgate.db.migrate import downgrade, upgrade
 
     settings = _settings_or_exit()
     if args.downgrade:

@@ -1,0 +1,1 @@
+"""The database frame: engine and pools, hot reads, column types, integrity errors, migrations."""

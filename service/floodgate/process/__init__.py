@@ -1,0 +1,1 @@
+"""The process frame: the `floodgate` command, gunicorn configuration, GC tuning."""
