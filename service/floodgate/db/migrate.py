@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 # Created only on PostgreSQL with pg_trgm; the models cannot express it, autogenerate must skip it.
 PG_ONLY_INDEXES = frozenset({"ix_users_name_trgm"})
 
