@@ -40,7 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         reload=args.reload,
-        reload_dirs=[str(Path(__file__).parent)] if args.reload else None,
+        reload_dirs=[str(Path(__file__).parent.parent)] if args.reload else None,
         loop="uvloop",
         http="httptools",
         access_log=False,
