@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from floodgate.ratelimit import Charge, GcraLimit, RedisStore, StoreUnavailable
-from floodgate.ratelimit.redis_store import store_breaker
+from floodgate.ratelimit.stores.redis import store_breaker
 from floodgate.resilience import BreakerState, CircuitBreaker, RateLimitedLog
 
 

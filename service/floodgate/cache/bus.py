@@ -23,7 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from floodgate.cache.stores import RedisEndpoint, Unavailable, redis_client
+from floodgate.cache.stores import RedisEndpoint, Unavailable
 from floodgate.resilience import RateLimitedLog
 
 # Invalidation messages handled per batch by a listener.
@@ -195,7 +195,7 @@ class RedisBus:
     async def _listen(self) -> None:
         backoff, first = 0.05, True
         while True:
-            client = redis_client(self.endpoint.url, self.endpoint.timeout_s, role="shared")
+            client = self.endpoint.new_client(role="shared")
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)

@@ -167,7 +167,3 @@ def make_key(namespace: str, name: str, /, **params: Scalar) -> str:
             )
         items.append((param, value))
     return join_key(namespace, name, items)
-
-
-def namespace_of(key: str) -> str:
-    return key.partition(":")[0]

@@ -17,13 +17,11 @@ from typing import Protocol, TypeVar, cast
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from floodgate.cache.lru import TtlLru
+from floodgate.redis_client import redis_client
 from floodgate.resilience import CircuitBreaker, RateLimitedLog
-from floodgate.telemetry import instrument_redis
 
 T = TypeVar("T")
 logger = logging.getLogger("floodgate.cache")
@@ -62,24 +60,6 @@ class Unavailable(Exception):
     """A backend was skipped (circuit open) or failed; the caller carries on without it."""
 
 
-def redis_client(
-    url: str, timeout_s: float, max_connections: int = 64, *, role: str = "sidecar"
-) -> aioredis.Redis:
-    """A client that fails fast: no retries (the breaker decides what happens next), and a bounded
-    pool whose callers queue for a connection rather than fail when many requests miss at once."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout_s,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=5,
-    )
-    # Latency histogram per command and child spans of sampled requests (telemetry).
-    return instrument_redis(aioredis.Redis.from_pool(pool), role=role)
-
-
 class RedisEndpoint:
     """One Redis server as this process uses it: a client, a circuit breaker, error accounting."""
 
@@ -103,9 +83,22 @@ class RedisEndpoint:
         self._log = RateLimitedLog(logger, log_interval_s)
         self.client: aioredis.Redis | None = None
 
+    def new_client(self, *, role: str | None = None) -> aioredis.Redis:
+        """A client that fails fast: no retries (the breaker decides what happens next), and a
+        bounded pool whose callers queue for a connection rather than fail when many requests miss
+        at once. Commands are timed under `role` (default: this endpoint's)."""
+        return redis_client(
+            self.url,
+            timeout_s=self.timeout_s,
+            fail_fast=True,
+            blocking_pool_size=64,
+            health_check_interval_s=5,
+            role=role or self.role,
+        )
+
     def open(self) -> aioredis.Redis:
         if self.client is None:
-            self.client = redis_client(self.url, self.timeout_s, role=self.role)
+            self.client = self.new_client()
         return self.client
 
     async def close(self) -> None:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
-from floodgate.ratelimit.distribution import (
+from floodgate.ratelimit.model import RateLimitPolicy
+from floodgate.ratelimit.sources.redis import (
     ACK_PREFIX,
     POLICYSET_CHANNEL,
     POLICYSET_KEY,
     decode_policy_set,
     encode_policy_set,
 )
-from floodgate.ratelimit.model import RateLimitPolicy
+from floodgate.redis_client import redis_client
 
 
 class PolicySetStore:
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis = redis_client(url, timeout_s=2.0)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -1,6 +1,9 @@
 """Rate limiting: RateLimitPolicy model, GCRA counter stores, client identity, ASGI middleware.
 
-Standalone: nothing here imports the rest of floodgate. The app wires it like this::
+This package module re-exports the public names of its submodules (importing it imports them all).
+The package is platform code: outside itself it uses only `floodgate.resilience`,
+`floodgate.redis_client`, `floodgate.telemetry` and `floodgate.web.problem_body` (never the
+domain or FastAPI). The app wires it like this::
 
     from floodgate.ratelimit import RateLimiter, RateLimitMiddleware
 
@@ -49,28 +52,26 @@ from floodgate.ratelimit.gcra import (
     Charge,
     CounterStore,
     GcraLimit,
-    MemoryStore,
     Outcome,
     StoreUnavailable,
 )
 from floodgate.ratelimit.identity import ClientIdentity
-from floodgate.ratelimit.limiter import Decision, RateLimiter, store_from_url
+from floodgate.ratelimit.limiter import RateLimiter
 from floodgate.ratelimit.metrics import ratelimit_metrics
 from floodgate.ratelimit.middleware import RateLimitMiddleware
 from floodgate.ratelimit.model import RateLimitPolicy, parse_period
 from floodgate.ratelimit.policyset import CompiledRule, PolicySet, compile_policies
-from floodgate.ratelimit.redis_store import RedisStore
-from floodgate.ratelimit.sources import (
+from floodgate.ratelimit.responses import Decision
+from floodgate.ratelimit.sources.base import PolicySink, PolicySource, StaticPolicySource
+from floodgate.ratelimit.sources.file import (
     FilePolicySource,
     PolicyFileError,
-    PolicySink,
-    PolicySource,
-    StaticPolicySource,
     load_policy_file,
     parse_policy_documents,
     parse_policy_text,
     validate_policy_file,
 )
+from floodgate.ratelimit.stores import MemoryStore, RedisStore, store_from_url
 
 __all__ = [
     "Charge",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 from typing import TextIO
 
-from floodgate.ratelimit.sources import PolicyFileError, load_policy_file
+from floodgate.ratelimit.sources.file import PolicyFileError, load_policy_file
 
 
 def validate_command(path: pathlib.Path, out: TextIO) -> int:

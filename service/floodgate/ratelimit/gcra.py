@@ -1,5 +1,7 @@
 """GCRA (generic cell rate algorithm): the decision rule shared by the memory and Redis stores.
 
+The pure algorithm and its types; the stores themselves live in `floodgate.ratelimit.stores`.
+
 One stored number per key, the theoretical arrival time (TAT), in integer microseconds:
 
 * `interval` T = ceil(period / requests): the time one quota unit takes to refill;
@@ -23,9 +25,16 @@ same numbers as this module.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
+
+N = TypeVar("N", int, float)
+
+
+def ceil_div(a: N, b: N) -> N:
+    """⌈a / b⌉, exact for integers (floor division of the negation: no float rounding)."""
+    return -(-a // b)
 
 
 class StoreUnavailable(Exception):
@@ -48,12 +57,8 @@ class GcraLimit:
     def from_rate(cls, *, requests: int, period_s: int, burst: int = 0, cost: int = 1) -> GcraLimit:
         period_us = period_s * 1_000_000
         # Rounding the interval up keeps the sustained rate at or below the declared one.
-        interval = -(-period_us // requests)
+        interval = ceil_div(period_us, requests)
         return cls(interval_us=interval, capacity=requests + burst, cost=cost)
-
-    @property
-    def increment_us(self) -> int:
-        return self.cost * self.interval_us
 
     @property
     def tolerance_us(self) -> int:
@@ -85,7 +90,7 @@ def request_denied(charges: Sequence[Charge], outcomes: Sequence[Outcome]) -> bo
 def decide(tats: MutableMapping[str, int], charges: Sequence[Charge], now: int) -> list[Outcome]:
     """Decide one request against `tats` (key → TAT; missing = 0) and charge it all-or-nothing.
 
-    The Lua script in `redis_store` is a line-by-line transcription of this function.
+    The Lua script of `stores.redis` is a line-by-line transcription of this function.
     """
     if len(charges) == 1:  # the common case, same rules as below without the bookkeeping
         key, limit, _shadow = charges[0]
@@ -161,48 +166,3 @@ class CounterStore(Protocol):
     ) -> list[list[Outcome]]:
         """Decide and charge requests in order; `now_us` overrides the store clock (tests only)."""
         ...
-
-
-class MemoryStore:
-    """TATs in a dict: limits per process, for `memory://` (local runs, tests)."""
-
-    remote = False
-
-    def __init__(self, clock: Callable[[], int] = monotonic_us) -> None:
-        self._clock = clock
-        self._tats: dict[str, int] = {}
-        self._sweep_at = 1024
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        self._tats.clear()
-
-    async def ping(self) -> bool:
-        return True
-
-    def __len__(self) -> int:
-        return len(self._tats)
-
-    def acquire_now(self, charges: Sequence[Charge], now_us: int | None = None) -> list[Outcome]:
-        now = self._clock() if now_us is None else now_us
-        outcomes = decide(self._tats, charges, now)
-        if len(self._tats) >= self._sweep_at:
-            self._sweep(now)
-        return outcomes
-
-    async def acquire(self, charges: Sequence[Charge]) -> list[Outcome]:
-        return self.acquire_now(charges)
-
-    async def acquire_batch(
-        self, requests: Sequence[Sequence[Charge]], now_us: int | None = None
-    ) -> list[list[Outcome]]:
-        now = self._clock() if now_us is None else now_us
-        return [self.acquire_now(charges, now) for charges in requests]
-
-    def _sweep(self, now: int) -> None:
-        # A TAT in the past means the same as no entry; dropping them keeps memory O(active keys).
-        # The threshold doubles with the live size, so the sweeps cost O(1) amortised per write.
-        self._tats = {k: v for k, v in self._tats.items() if v > now}
-        self._sweep_at = max(1024, 2 * len(self._tats))

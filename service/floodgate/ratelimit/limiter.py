@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,10 @@ from prometheus_client import CollectorRegistry
 from floodgate.ratelimit.gcra import (
     Charge,
     CounterStore,
-    MemoryStore,
     Outcome,
     StoreUnavailable,
+    ceil_div,
     monotonic_us,
-)
-from floodgate.ratelimit.headers import (
-    PROBLEM_TYPE_RATE_LIMITED,
-    PROBLEM_TYPE_UNAVAILABLE,
-    ceil_seconds,
-    problem_body,
 )
 from floodgate.ratelimit.identity import ClientIdentity, IPNetwork, hash_value
 from floodgate.ratelimit.metrics import RateLimitMetrics, ratelimit_metrics
@@ -33,52 +26,23 @@ from floodgate.ratelimit.policyset import (
     PolicySet,
     compile_policies,
 )
-from floodgate.ratelimit.redis_store import RedisStore, store_breaker
-from floodgate.ratelimit.sources import FilePolicySource, PolicySource
+from floodgate.ratelimit.responses import (
+    Decision,
+    limit_item,
+    rejection,
+    rule_headers,
+    rules_headers,
+)
+from floodgate.ratelimit.sources.base import PolicySource
+from floodgate.ratelimit.sources.file import FilePolicySource
+from floodgate.ratelimit.stores import store_from_url
 from floodgate.resilience import RateLimitedLog
 
 logger = logging.getLogger("floodgate.ratelimit")
 
-Headers = list[tuple[bytes, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What to do with a request that matched at least one rule.
-
-    `status` 0 means let it through and add `headers` to the response; 429 or 503 means answer with
-    that status, `headers` (complete, content-type included) and the problem+json `body`.
-    """
-
-    status: int
-    headers: Headers
-    body: bytes = b""
-
-
-def store_from_url(
-    limits_url: str,
-    *,
-    timeout_s: float = 0.25,
-    breaker_failures: int = 3,
-    breaker_cooldown_s: float = 1.0,
-    coalesce: bool = True,
-) -> CounterStore:
-    """`memory://` → MemoryStore; `redis://`, `rediss://`, `unix://` → RedisStore (unconnected)."""
-    scheme = limits_url.split("://", 1)[0].lower() if "://" in limits_url else ""
-    if scheme == "memory":
-        return MemoryStore()
-    if scheme in ("redis", "rediss", "unix"):
-        return RedisStore(
-            limits_url,
-            timeout_s=timeout_s,
-            coalesce=coalesce,
-            breaker=store_breaker(
-                failure_threshold=breaker_failures, cooldown_s=breaker_cooldown_s
-            ),
-        )
-    raise ValueError(
-        f"unsupported limits URL {limits_url!r}: use memory:// or redis://host:port/db"
-    )
+# Header seconds are whole and rounded up: a client that waits this long is never early. The GCRA
+# durations they come from are never negative.
+US_PER_S = 1_000_000
 
 
 class RateLimiter:
@@ -233,15 +197,7 @@ class RateLimiter:
                         ident = "h:" + hash_value(value)
                 if not ident:  # ClientIP, or a Header key whose header is absent
                     if client_key is None:
-                        client = scope.get("client")
-                        forwarded = (
-                            _header_lines(scope, b"x-forwarded-for")
-                            if self.identity.trusted
-                            else ()
-                        )
-                        client_key = self.identity.client_key(
-                            client[0] if client else None, forwarded
-                        )
+                        client_key = self.identity.scope_key(scope)
                     ident = client_key
             charges.append(Charge(rule.key_prefix + ident, rule.limit, rule.shadow))
         return charges
@@ -287,14 +243,9 @@ class RateLimiter:
             # with any denial, so the other rules need not be consulted either.
             if rule.counters is not None:
                 rule.counters.deny.inc()
-            retry_s = ceil_seconds(until - now)
-            headers: Headers = [
-                (b"ratelimit-policy", rule.policy_item.encode()),
-                (b"ratelimit", f"{rule.quoted_label};r={remaining};t={retry_s}".encode()),
-            ]
-            if self.legacy_headers:
-                headers += _legacy(rule, remaining, retry_s)
-            return self._rejection(429, rule, retry_s, headers)
+            retry_s = ceil_div(until - now, US_PER_S)
+            headers = rule_headers(rule, remaining, retry_s, self.legacy_headers)
+            return rejection(429, rule, retry_s, headers)
         return None
 
     def _decide(
@@ -309,14 +260,8 @@ class RateLimiter:
             rule, outcome = rules[0], outcomes[0]
             if rule.counters is not None:
                 rule.counters.allow.inc()
-            reset_s = ceil_seconds(outcome.reset_us)
-            headers: Headers = [
-                (b"ratelimit-policy", rule.policy_item.encode()),
-                (b"ratelimit", f"{rule.quoted_label};r={outcome.remaining};t={reset_s}".encode()),
-            ]
-            if self.legacy_headers:
-                headers += _legacy(rule, outcome.remaining, reset_s)
-            return Decision(0, headers)
+            reset_s = ceil_div(outcome.reset_us, US_PER_S)
+            return Decision(0, rule_headers(rule, outcome.remaining, reset_s, self.legacy_headers))
         denied_by: CompiledRule | None = None
         retry_us = 0
         for rule, outcome in zip(rules, outcomes, strict=True):
@@ -324,7 +269,6 @@ class RateLimiter:
                 if denied_by is None:
                     denied_by = rule
                 retry_us = max(retry_us, outcome.retry_after_us)
-        headers = []
         policy_items: list[str] = []
         limit_items: list[str] = []
         tightest: tuple[CompiledRule, int, int] | None = None
@@ -342,60 +286,21 @@ class RateLimiter:
                 if counters is not None:
                     counters.deny.inc()
                 # The draft wants t and Retry-After to name the same instant on a 429.
-                reset_s = ceil_seconds(outcome.retry_after_us)
+                reset_s = ceil_div(outcome.retry_after_us, US_PER_S)
                 if self._memo is not None and started >= 0:
                     self._remember(charge.key, started + outcome.retry_after_us, outcome.remaining)
             else:
                 if denied_by is None and counters is not None:
                     counters.allow.inc()
-                reset_s = ceil_seconds(outcome.reset_us)
+                reset_s = ceil_div(outcome.reset_us, US_PER_S)
             policy_items.append(rule.policy_item)
-            limit_items.append(f"{rule.quoted_label};r={outcome.remaining};t={reset_s}")
+            limit_items.append(limit_item(rule, outcome.remaining, reset_s))
             if tightest is None or outcome.remaining < tightest[1]:
                 tightest = (rule, outcome.remaining, reset_s)
-        if policy_items:
-            headers.append((b"ratelimit-policy", ", ".join(policy_items).encode()))
-            headers.append((b"ratelimit", ", ".join(limit_items).encode()))
-            if self.legacy_headers and tightest is not None:
-                headers += _legacy(*tightest)
+        headers = rules_headers(policy_items, limit_items, tightest, self.legacy_headers)
         if denied_by is None:
             return Decision(0, headers)
-        return self._rejection(429, denied_by, ceil_seconds(retry_us), headers)
-
-    def _rejection(
-        self, status: int, rule: CompiledRule, retry_s: int, headers: Headers
-    ) -> Decision:
-        retry_s = max(retry_s, 1)
-        if status == 429:
-            body = problem_body(
-                type_=PROBLEM_TYPE_RATE_LIMITED,
-                title="Too Many Requests",
-                status=429,
-                detail=(
-                    f"Rate limit {rule.label!r} of policy {rule.policy} exceeded "
-                    f"({rule.requests} requests per {rule.period_s} s); retry in {retry_s} s."
-                ),
-            )
-        else:
-            body = problem_body(
-                type_=PROBLEM_TYPE_UNAVAILABLE,
-                title="Service Unavailable",
-                status=503,
-                detail=(
-                    f"Rate limits of policy {rule.policy} cannot be checked right now and it "
-                    f"fails closed; retry in {retry_s} s."
-                ),
-            )
-        return Decision(
-            status,
-            [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_s).encode()),
-                *headers,
-            ],
-            body,
-        )
+        return rejection(429, denied_by, ceil_div(retry_us, US_PER_S), headers)
 
     def _unavailable(self, rules: Sequence[CompiledRule], exc: StoreUnavailable) -> Decision | None:
         self.metrics.backend_errors.inc()
@@ -409,7 +314,7 @@ class RateLimiter:
         )
         if closed is None:
             return None
-        return self._rejection(503, closed, max(1, int(-(-exc.retry_after_s // 1))), [])
+        return rejection(503, closed, max(1, int(ceil_div(exc.retry_after_s, 1.0))), [])
 
     def _remember(self, key: str, until: int, remaining: int) -> None:
         memo = self._memo
@@ -432,14 +337,6 @@ class RateLimiter:
             topic=f"shadow:{rule.policy}/{rule.name}",
             extra={"event": "shadow_deny", "policy": rule.policy, "rule": rule.name},
         )
-
-
-def _legacy(rule: CompiledRule, remaining: int, reset_s: int) -> Headers:
-    return [
-        (b"x-ratelimit-limit", str(rule.requests).encode()),
-        (b"x-ratelimit-remaining", str(remaining).encode()),
-        (b"x-ratelimit-reset", str(reset_s).encode()),
-    ]
 
 
 def _header_lines(scope: Mapping[str, Any], name: bytes) -> list[bytes]:

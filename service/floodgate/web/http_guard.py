@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from floodgate.web.problems import PROBLEM_JSON, problem_body
+from floodgate.web.problem_body import problem_body, problem_headers
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -23,11 +23,7 @@ async def _send_problem(send: Send, status: int, detail: str) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
+            "headers": [*problem_headers(body), (b"connection", b"close")],
         }
     )
     await send({"type": "http.response.body", "body": body})

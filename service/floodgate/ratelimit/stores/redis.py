@@ -8,107 +8,28 @@ cost, never the result.
 
 Keys share one hash tag (`{floodgate}:rl:…` by default), so every batch, whatever rules and clients
 it holds, lives in one slot and runs unchanged on Redis Cluster (at the price of not spreading
-counters over shards). The script is loaded through redis-py's `register_script`: a NOSCRIPT reply
-(SCRIPT FLUSH, Redis restart, fail-over) reloads it and retries transparently.
+counters over shards). The script (`gcra_batch.lua`, read when the store is built) is loaded
+through redis-py's `register_script`: a NOSCRIPT reply (SCRIPT FLUSH, Redis restart, fail-over)
+reloads it and retries transparently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from floodgate.ratelimit.gcra import Charge, GcraLimit, Outcome, StoreUnavailable
+from floodgate.redis_client import redis_client
 from floodgate.resilience import BreakerState, CircuitBreaker
-from floodgate.telemetry import instrument_redis
 
 logger = logging.getLogger("floodgate.ratelimit")
-
-# A transcription of gcra.decide() for a batch of requests; see that function for the maths.
-GCRA_BATCH_LUA = """
--- KEYS: the batch's counter keys, each once.
--- ARGV[1]: '' to use the server clock (production), or a time in microseconds (tests only).
--- ARGV[2]: the batch as space-separated integers (one string is far cheaper to send than many
---          arguments): per request its number of charges n, then n times
---          key index into KEYS, interval_us, capacity, cost, shadow (0|1).
--- Returns {now_us, then per charge: allowed (0|1), remaining, reset_us, retry_after_us}.
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
-local function floordiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
-  return q
-end
-local spec = {}
-for v in string.gmatch(ARGV[2], '%d+') do spec[#spec + 1] = tonumber(v) end
-local tats = {}
-local dirty = {}
-local out = {now}
-local pos = 1
-while pos <= #spec do
-  local n = spec[pos]
-  pos = pos + 1
-  local idx, ivl, cap, base, new, ok, shadow = {}, {}, {}, {}, {}, {}, {}
-  local denied = false
-  for i = 1, n do
-    local k = spec[pos]
-    idx[i] = k
-    ivl[i] = spec[pos + 1]
-    cap[i] = spec[pos + 2]
-    local cost = spec[pos + 3]
-    shadow[i] = spec[pos + 4] == 1
-    pos = pos + 5
-    local tat = tats[k]
-    if tat == nil then
-      local raw = redis.call('GET', KEYS[k])
-      if raw then tat = tonumber(raw) else tat = 0 end
-      tats[k] = tat
-    end
-    local b = now
-    if tat > now then b = tat end
-    base[i] = b
-    new[i] = b + cost * ivl[i]
-    ok[i] = new[i] - now <= cap[i] * ivl[i]
-    if not ok[i] and not shadow[i] then denied = true end
-  end
-  for i = 1, n do
-    local tolerance = cap[i] * ivl[i]
-    local state = base[i]
-    if ok[i] and not denied then
-      state = new[i]
-      tats[idx[i]] = state
-      dirty[idx[i]] = true
-    end
-    local room = now + tolerance - state
-    local remaining = 0
-    if room > 0 then remaining = floordiv(room, ivl[i]) end
-    local retry = 0
-    if not ok[i] then retry = new[i] - now - tolerance end
-    if ok[i] then out[#out + 1] = 1 else out[#out + 1] = 0 end
-    out[#out + 1] = remaining
-    out[#out + 1] = state - now
-    out[#out + 1] = retry
-  end
-end
-for k, _ in pairs(dirty) do
-  -- A key past its TAT means the same as no key: let Redis drop it then.
-  local ttl_ms = math.ceil((tats[k] - now) / 1000)
-  redis.call('SET', KEYS[k], string.format('%d', tats[k]), 'PX', string.format('%d', ttl_ms))
-end
-return out
-"""
 
 
 def store_breaker(
@@ -134,6 +55,15 @@ def store_breaker(
 
     return CircuitBreaker(
         failure_threshold=failure_threshold, cooldown_s=cooldown_s, clock=clock, on_state_change=log
+    )
+
+
+def gcra_batch_lua() -> str:
+    """The batch GCRA script (`gcra_batch.lua`, shipped next to this module)."""
+    return (
+        importlib.resources.files("floodgate.ratelimit.stores")
+        .joinpath("gcra_batch.lua")
+        .read_text(encoding="utf-8")
     )
 
 
@@ -170,21 +100,15 @@ class RedisStore:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on
         self._wire_cache: dict[tuple[GcraLimit, bool], str] = {}
         self.calls = 0  # script calls made (for tests and measurements)
+        self._lua = gcra_batch_lua()
 
     async def start(self) -> None:
         # redis-py retries failed commands by default; a rate limiter must fail fast instead and let
         # the breaker and the policy's failureMode decide.
-        self._client = instrument_redis(
-            aioredis.from_url(
-                self.url,
-                socket_timeout=self.timeout_s,
-                socket_connect_timeout=self.timeout_s,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            ),
-            role="shared",
+        self._client = redis_client(
+            self.url, timeout_s=self.timeout_s, fail_fast=True, role="shared"
         )
-        self._script = self._client.register_script(GCRA_BATCH_LUA)
+        self._script = self._client.register_script(self._lua)
         self._loop = asyncio.get_running_loop()
 
     async def close(self) -> None:

@@ -1,59 +1,24 @@
-"""Where policies come from: a hot-reloaded YAML file now, the operator's shared-Redis feed later.
-
-A source hands validated `RateLimitPolicy` objects to a `PolicySink` (the `RateLimiter`), which
-compiles them into a new `PolicySet` and swaps it in atomically; requests in flight finish on the
-set they started with.
-"""
+"""Policies from a YAML file: parsing with readable error paths, and the polling reloader."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from floodgate.ratelimit.model import RateLimitPolicy
+from floodgate.ratelimit.sources.base import PolicySink, WatchingSource
 
 logger = logging.getLogger("floodgate.ratelimit")
 
 _SCALARS = (str, int, float, bool, type(None))
-
-
-class PolicySink(Protocol):
-    """What a source feeds (implemented by `RateLimiter`)."""
-
-    def apply_policies(
-        self,
-        policies: Sequence[RateLimitPolicy],
-        *,
-        origin: str,
-        generation: int | None = None,
-    ) -> object:
-        """Compile and swap in `policies`; raises ValueError if they do not compile together."""
-        ...
-
-    def report_invalid(self, errors: Sequence[str], *, origin: str) -> None:
-        """Record that `origin` offered an invalid policy set (the applied one is kept)."""
-        ...
-
-
-class PolicySource(Protocol):
-    """A supplier of policy sets. The operator issue adds one fed from the shared Redis.
-
-    `start` applies the initial policies before returning (raising if there are none valid to start
-    with) and then keeps `sink` up to date from a background task; `close` stops that task.
-    """
-
-    async def start(self, sink: PolicySink) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class PolicyFileError(Exception):
@@ -146,20 +111,6 @@ def validate_policy_file(path: Path) -> list[str]:
     return []
 
 
-class StaticPolicySource:
-    """A fixed list of policies (tests, or an app that builds its policies in code)."""
-
-    def __init__(self, policies: Sequence[RateLimitPolicy], origin: str = "static") -> None:
-        self.policies = list(policies)
-        self.origin = origin
-
-    async def start(self, sink: PolicySink) -> None:
-        sink.apply_policies(self.policies, origin=self.origin)
-
-    async def close(self) -> None:
-        return None
-
-
 def _signature(path: Path) -> tuple[int, int, int, int] | None:
     try:
         st = os.stat(path)
@@ -168,7 +119,7 @@ def _signature(path: Path) -> tuple[int, int, int, int] | None:
     return (st.st_mtime_ns, st.st_ino, st.st_size, st.st_dev)
 
 
-class FilePolicySource:
+class FilePolicySource(WatchingSource):
     """A YAML policy file, polled for changes (mtime, inode, size) and re-applied when it changes.
 
     Polling (not inotify) also sees atomic renames, ConfigMap symlink swaps and network filesystems.
@@ -184,7 +135,7 @@ class FilePolicySource:
         self.applied_digest: bytes | None = None
         self._signature: tuple[int, int, int, int] | None = None
         self._empty_seen = False
-        self._task: asyncio.Task[None] | None = None
+        self._task = None
         self._sink: PolicySink | None = None
 
     async def start(self, sink: PolicySink) -> None:
@@ -199,13 +150,6 @@ class FilePolicySource:
         sink.apply_policies(policies, origin=str(self.path))
         self.applied_digest = hashlib.sha256(text.encode()).digest()
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="policy-file-watch")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def _read(self) -> str | None:
         try:

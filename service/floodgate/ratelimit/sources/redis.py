@@ -1,4 +1,4 @@
-"""Policy sets distributed through the shared Redis: the operator publishes, API processes apply.
+"""Policy sets via the shared Redis: the wire format the operator writes, and `RedisPolicySource`.
 
 Protocol (all keys in the shared Redis at FLOODGATE_LIMITS_URL):
 
@@ -29,13 +29,14 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from floodgate.ratelimit.model import RateLimitPolicy
-from floodgate.ratelimit.sources import PolicySink
-from floodgate.telemetry import instrument_redis
+from floodgate.ratelimit.sources.base import PolicySink, WatchingSource
+from floodgate.redis_client import redis_client
 
 POLICYSET_KEY = "floodgate:policyset"
 POLICYSET_CHANNEL = "floodgate:policyset"
 ACK_PREFIX = "floodgate:ack:"
 
+# The logger keeps the name it had before this module moved: log filters may select on it.
 logger = logging.getLogger("floodgate.ratelimit.distribution")
 
 
@@ -66,7 +67,7 @@ def ack_key(pod: str, process: str) -> str:
     return f"{ACK_PREFIX}{pod}:{process}"
 
 
-class RedisPolicySource:
+class RedisPolicySource(WatchingSource):
     """A `PolicySource` fed by the operator through the shared Redis."""
 
     def __init__(
@@ -82,7 +83,7 @@ class RedisPolicySource:
         self._ack_ttl_ms = int(ack_ttl_s * 1000)
         self._pod, self._process = identity or process_identity()
         self._redis: aioredis.Redis | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = None
         self._sink: PolicySink | None = None
         self.applied_generation = 0
         self.applied_digest = ""
@@ -93,10 +94,7 @@ class RedisPolicySource:
 
     async def start(self, sink: PolicySink) -> None:
         self._sink = sink
-        self._redis = instrument_redis(
-            aioredis.from_url(self._url, socket_timeout=2.0, socket_connect_timeout=2.0),
-            role="shared",
-        )
+        self._redis = redis_client(self._url, timeout_s=2.0, role="shared")
         try:
             await self._refresh()
         except (aioredis.RedisError, OSError) as exc:
@@ -107,11 +105,7 @@ class RedisPolicySource:
         self._task = asyncio.create_task(self._run(), name="floodgate-policy-subscriber")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().close()
         if self._redis is not None:
             with contextlib.suppress(aioredis.RedisError, OSError):
                 await self._redis.delete(self.ack_key)  # leave the pod count at once

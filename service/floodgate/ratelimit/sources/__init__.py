@@ -1,0 +1,1 @@
+"""Policy sources: `base` (the protocols), `file` (a YAML file), `redis` (the operator's feed)."""
