@@ -71,6 +71,20 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=10, ge=1)
     max_page_size: int = Field(default=100, ge=1, le=10_000)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Request heads (floodgate.process.protocol). 16 KiB is Node's default and twice gunicorn's
+    # and Apache's per-field 8 KiB: room for large cookies and bearer tokens. 100 fields is
+    # gunicorn's and Apache's default. 10 s is ample for any client, whose head fits in one
+    # segment, and bounds how long a slow-header client holds a connection (slowloris).
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="request target + header names and values; more is a 431",
+    )
+    max_headers: int = Field(default=100, ge=8, le=1000, description="header fields; more is a 431")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="a request head not complete by then: closed"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -131,6 +145,19 @@ class Settings(BaseSettings):
                     "characters in production (pages served by one pod must verify on another)"
                 )
         return self
+
+    def development_defaults(self) -> list[str]:
+        """Warnings for development-only defaults in use outside production, logged at start."""
+        if self.environment == "production":
+            return []
+        warnings: list[str] = []
+        if self.cursor_secret.get_secret_value() == _DEV_CURSOR_SECRET:
+            warnings.append(
+                "running with the public development cursor secret: anyone can forge pagination "
+                "cursors. Outside development set FLOODGATE_ENVIRONMENT=production, which "
+                "requires FLOODGATE_CURSOR_SECRET (a random value of at least 32 characters)"
+            )
+        return warnings
 
     @property
     def is_sqlite(self) -> bool:

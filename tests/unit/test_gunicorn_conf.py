@@ -37,7 +37,7 @@ def test_defaults_never_recycle_workers() -> None:
     conf = _conf(FLOODGATE_WORKERS="3")
     assert conf["workers"] == 3
     assert conf["max_requests"] == 0
-    assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert conf["worker_class"] == "floodgate.process.worker.FloodgateWorker"
     assert conf["graceful_timeout"] == 20
 
 

@@ -66,3 +66,54 @@ def test_cli_reports_bad_settings_by_variable(
     assert "FLOODGATE_DATABASE_URL" in err
     assert "unsupported database URL scheme" in err
     assert "Traceback" not in err
+
+
+def test_request_head_limits_have_defaults_and_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert (settings.max_header_bytes, settings.max_headers, settings.header_timeout_s) == (
+        16 * 1024,
+        100,
+        10.0,
+    )
+    monkeypatch.setenv("FLOODGATE_MAX_HEADER_BYTES", "8192")
+    monkeypatch.setenv("FLOODGATE_MAX_HEADERS", "50")
+    monkeypatch.setenv("FLOODGATE_HEADER_TIMEOUT_S", "2.5")
+    assert (Settings().max_header_bytes, Settings().max_headers) == (8192, 50)
+    assert Settings().header_timeout_s == 2.5
+    for field, bad in (("max_header_bytes", 100), ("max_headers", 0), ("header_timeout_s", 0)):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: bad})  # type: ignore[arg-type]
+
+
+def test_the_development_secret_is_warned_about_outside_production() -> None:
+    (warning,) = Settings().development_defaults()
+    assert "development cursor secret" in warning
+    assert "FLOODGATE_ENVIRONMENT=production" in warning
+    assert Settings(cursor_secret="s" * 32).development_defaults() == []  # type: ignore[arg-type]
+    production = Settings(environment="production", cursor_secret="s" * 32)  # type: ignore[arg-type]
+    assert production.development_defaults() == []
+
+
+def test_serve_logs_the_development_secret_warning_before_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    import uvicorn
+
+    root = logging.getLogger()
+    # configure_logging replaces the root's handlers and level: put them back afterwards.
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+    for var in ("FLOODGATE_CURSOR_SECRET", "FLOODGATE_ENVIRONMENT", "FLOODGATE_WORKERS"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["serve", "--port", "0", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert '"level":"warning"' in out
+    assert "development cursor secret" in out
+    # And the server is started without its own proxy-header handling, with bounded heads.
+    (options,) = started
+    assert options["proxy_headers"] is False
+    assert options["http"].__name__ == "ConfiguredProtocol"  # type: ignore[attr-defined]

@@ -13,7 +13,11 @@ _settings = load_settings()
 
 bind = [f"{os.environ.get('FLOODGATE_BIND_HOST', _settings.host)}:{_settings.port}"]
 workers = _settings.workers
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn_worker.UvicornWorker with the head-limited protocol and no proxy-header rewriting.
+worker_class = "floodgate.process.worker.FloodgateWorker"
+# Gunicorn's own trust list (also read by UvicornWorker, default 127.0.0.1) stays empty: whose
+# forwarded headers count is decided by FLOODGATE_TRUSTED_PROXIES alone.
+forwarded_allow_ips = ""
 # In-flight requests get this long to finish after SIGTERM before a worker is killed.
 graceful_timeout = int(_settings.graceful_timeout_s)
 timeout = 60
