@@ -80,3 +80,53 @@ def test_microsecond_neighbours_get_distinct_cursors() -> None:
     a = codec.encode(after=(ts, 1), scope="")
     b = codec.encode(after=(ts + timedelta(microseconds=1), 1), scope="")
     assert codec.decode(a, scope="")[0] < codec.decode(b, scope="")[0]
+
+
+def _signed(payload: bytes, secret: bytes = b"k" * 32) -> str:
+    """A cursor with a valid signature over any payload: what anyone holding the secret can mint."""
+    import hashlib
+    import hmac
+
+    tag = hmac.new(secret, payload, hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'[253402300800000000, 1, ""]',  # the first microsecond after datetime.max
+        b'[-62135596800000001, 1, ""]',  # the last one before datetime.min
+        b'[99999999999999999999, 1, ""]',
+        b'[-99999999999999999999, 1, ""]',
+        b'[0, 9223372036854775808, ""]',  # 2**63: beyond BIGINT
+        b'[0, 18446744073709551615, ""]',
+        b'[0, -1, ""]',
+        b'[0, 0, ""]',
+        b'[true, 1, ""]',
+        b'[0, true, ""]',
+        b'[1.5, 1, ""]',
+        b'[0, 1e400, ""]',
+        b'[NaN, 1, ""]',
+        b'[Infinity, 1, ""]',
+        b'["0", 1, ""]',
+        b'[0, 1, "", "extra"]',
+        b"[0, 1]",
+        b'{"a": 0, "b": 1, "": 2}',
+        b'"ab"',
+        b'"abc"',
+        b"null",
+        b"[0, 1, null]",
+        b'[0, 1, [""]]',
+        b"\xff\xfe",
+    ],
+)
+def test_signed_but_out_of_range_payloads_are_invalid(payload: bytes) -> None:
+    with pytest.raises(InvalidCursor):
+        codec.decode(_signed(payload), scope="")
+
+
+def test_the_whole_datetime_range_and_bigint_range_are_accepted() -> None:
+    low = datetime.min.replace(tzinfo=UTC)
+    high = datetime.max.replace(tzinfo=UTC)
+    for ts, row_id in ((low, 1), (high, 2**63 - 1)):
+        assert codec.decode(codec.encode(after=(ts, row_id), scope=""), scope="") == (ts, row_id)

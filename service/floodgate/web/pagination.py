@@ -89,12 +89,20 @@ class CursorCodec:
         if len(raw) <= _TAG_BYTES or not hmac.compare_digest(tag, self._tag(payload)):
             raise InvalidCursor("not a cursor issued by this API")
         try:
-            micros, row_id, cursor_scope = orjson.loads(payload)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            decoded = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
             raise InvalidCursor("not a cursor issued by this API") from exc
-        if cursor_scope != scope:
+        # The signature proves who wrote the cursor, not what it holds: the development secret is
+        # public, so a signed cursor is still checked like any input before it reaches `datetime`
+        # or the database (`type(...) is int`: JSON true/false must not pass as 1/0).
+        if type(decoded) is not list or len(decoded) != 3:
+            raise InvalidCursor("not a cursor issued by this API")
+        micros, row_id, cursor_scope = decoded
+        if type(cursor_scope) is not str or cursor_scope != scope:
             raise InvalidCursor("this cursor belongs to a query with other filters")
-        if not isinstance(micros, int) or not isinstance(row_id, int):
+        if type(micros) is not int or not _MIN_MICROS <= micros <= _MAX_MICROS:
+            raise InvalidCursor("not a cursor issued by this API")
+        if type(row_id) is not int or not 1 <= row_id <= MAX_ROW_ID:
             raise InvalidCursor("not a cursor issued by this API")
         return _EPOCH + timedelta(microseconds=micros), row_id
 
@@ -106,3 +114,9 @@ def _micros(ts: datetime) -> int:
     # Integer arithmetic: a float timestamp can be a microsecond off and skip or repeat a row.
     aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
     return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+# What a decoded cursor may hold: instants `datetime` can represent, ids of a BIGINT column.
+_MIN_MICROS = _micros(datetime.min.replace(tzinfo=UTC))
+_MAX_MICROS = _micros(datetime.max.replace(tzinfo=UTC))
+MAX_ROW_ID = 2**63 - 1
