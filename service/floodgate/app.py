@@ -9,17 +9,12 @@ from fastapi import FastAPI
 
 from floodgate import __version__
 from floodgate.cache import ResponseCacheMiddleware, TieredCache
-from floodgate.db.engine import (
-    autocommit_view,
-    create_engine,
-    create_sessionmaker,
-    start_sqlite_reads,
-    stop_sqlite_reads,
-)
-from floodgate.domain import build_router, cached_routes
+from floodgate.db.engine import autocommit_view, create_engine, create_sessionmaker
+from floodgate.db.reads import Reader, create_reader
+from floodgate.domain import SUMMARY, build_router, cached_routes
 from floodgate.process.gc_tuning import freeze_startup_heap, thaw_heap
 from floodgate.ratelimit import RateLimiter, RateLimitMiddleware
-from floodgate.ratelimit.distribution import RedisPolicySource
+from floodgate.ratelimit.sources.redis import RedisPolicySource
 from floodgate.settings import Settings, load_settings
 from floodgate.telemetry import (  # telemetry
     install_telemetry,
@@ -65,10 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await start_telemetry()  # telemetry
         engine = create_engine(settings)
         instrument_engine(engine)  # telemetry
-        start_sqlite_reads(engine, settings.db_sqlite_read_threads)
+        reader = create_reader(engine, sqlite_read_threads=settings.db_sqlite_read_threads)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.reader = autocommit_view(engine)
+        app.state.reader = reader
+        app.state.writer = autocommit_view(engine)
         await cache.start()
         await limiter.start()
         app.state.readiness_checks = {
@@ -85,14 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 thaw_heap()
             await limiter.close()
             await cache.close()
-            stop_sqlite_reads(engine)
+            await reader.close()
             await engine.dispose()
             await stop_telemetry()  # telemetry
 
     app = FastAPI(
         title="Floodgate",
         version=__version__,
-        summary="Users and messages, fast, with every production concern switched on.",
+        summary=SUMMARY,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -101,6 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(build_router())
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    def current_reader() -> Reader:
+        # The direct loaders' reader: the lifespan builds it, after the cached routes exist.
+        reader: Reader = app.state.reader
+        return reader
+
     # Built here, started in the lifespan: Starlette builds the middleware stack before that.
     # Added innermost first: cache inside rate limiting inside telemetry.
     cache = TieredCache.from_settings(
@@ -114,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         ResponseCacheMiddleware,
         cache=cache,
-        routes=cached_routes(),
+        routes=cached_routes(current_reader),
         cache_control=settings.cache_control,
     )
     limiter = build_rate_limiter(settings)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from floodgate.app import create_app
 from floodgate.db.migrate import upgrade
+from floodgate.domain import MIGRATIONS_DIR
 from floodgate.settings import Settings
 from tests.support.builders import create_message, create_user
 from tests.support.services import PostgresServer, start_postgres
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.postgres
 def server() -> Iterator[PostgresServer]:
     # Its own server: this test stops it, which the session's shared one must never be.
     pg = start_postgres()
-    upgrade(pg.url)
+    upgrade(pg.url, MIGRATIONS_DIR)
     yield pg
     pg.stop()
 

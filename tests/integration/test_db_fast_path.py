@@ -1,5 +1,5 @@
-"""`fetch_rows` on a real PostgreSQL: the raw-driver fast path returns what Core returns, and a
-connection the server dropped is replaced instead of failing every later read."""
+"""`AsyncpgReader.fetch_rows` on a real PostgreSQL: the raw-driver fast path returns what Core
+returns, and a connection the server dropped is replaced instead of failing every later read."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from floodgate.db.engine import autocommit_view, fetch_row, fetch_rows
+from floodgate.db.reads import AsyncpgReader, Reader, create_reader
 from tests.support.services import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -59,13 +59,13 @@ async def engine(postgres_server: PostgresServer) -> AsyncIterator[AsyncEngine]:
 
 
 async def test_rows_match_a_core_execute(engine: AsyncEngine) -> None:
-    reader = autocommit_view(engine)
-    assert await fetch_row(reader, _BY_ID, {"id": 2}) == {"id": 2, "v": "b"}
-    assert await fetch_row(reader, _BY_ID, {"id": 9}) is None
+    reader = _reader(engine)
+    assert await reader.fetch_row(_BY_ID, {"id": 2}) == {"id": 2, "v": "b"}
+    assert await reader.fetch_row(_BY_ID, {"id": 9}) is None
     async with engine.connect() as conn:
         core = [dict(r._mapping) for r in (await conn.execute(_FROM, {"low": 2})).all()]
     assert (
-        await fetch_rows(reader, _FROM, {"low": 2})
+        await reader.fetch_rows(_FROM, {"low": 2})
         == core
         == [
             {"id": 2, "v": "b"},
@@ -77,9 +77,9 @@ async def test_rows_match_a_core_execute(engine: AsyncEngine) -> None:
 async def test_connections_the_server_dropped_are_replaced(
     engine: AsyncEngine, postgres_server: PostgresServer
 ) -> None:
-    reader = autocommit_view(engine)
+    reader = _reader(engine)
     # Open both pooled connections, then have the server terminate them (a restart, a failover).
-    await asyncio.gather(*(fetch_row(reader, _BY_ID, {"id": 1}) for _ in range(4)))
+    await asyncio.gather(*(reader.fetch_row(_BY_ID, {"id": 1}) for _ in range(4)))
     admin = await asyncpg.connect(postgres_server.dsn())
     try:
         killed = await admin.fetchval(
@@ -93,31 +93,37 @@ async def test_connections_the_server_dropped_are_replaced(
     failures = 0
     for _ in range(4):  # each dead connection fails at most the one read that finds it
         try:
-            assert await fetch_row(reader, _BY_ID, {"id": 1}) == {"id": 1, "v": "a"}
+            assert await reader.fetch_row(_BY_ID, {"id": 1}) == {"id": 1, "v": "a"}
         except Exception:  # whatever asyncpg makes of it: admin shutdown, closed, mid-protocol
             failures += 1
     assert failures <= 2
     for _ in range(5):
-        assert await fetch_row(reader, _BY_ID, {"id": 3}) == {"id": 3, "v": "c"}
+        assert await reader.fetch_row(_BY_ID, {"id": 3}) == {"id": 3, "v": "c"}
 
 
 async def test_sql_errors_keep_their_connections(
     engine: AsyncEngine, postgres_server: PostgresServer
 ) -> None:
     """A bad statement or a statement timeout is the query's failure, not the connection's."""
-    reader = autocommit_view(engine)
+    reader = _reader(engine)
 
     async def sessions() -> set[int]:
-        await asyncio.gather(*(fetch_row(reader, _BY_ID, {"id": 1}) for _ in range(4)))
+        await asyncio.gather(*(reader.fetch_row(_BY_ID, {"id": 1}) for _ in range(4)))
         return await _backend_pids(postgres_server)
 
     before = await sessions()
     assert len(before) == 2
     with pytest.raises(asyncpg.UndefinedTableError):
-        await fetch_row(reader, _MISSING, {"id": 1})
+        await reader.fetch_row(_MISSING, {"id": 1})
     with pytest.raises(asyncpg.QueryCanceledError):
-        await fetch_row(reader, _SLEEP, {"seconds": 5.0})  # over the 200 ms statement_timeout
+        await reader.fetch_row(_SLEEP, {"seconds": 5.0})  # over the 200 ms statement_timeout
     assert await sessions() == before  # no connection was replaced
+
+
+def _reader(engine: AsyncEngine) -> Reader:
+    reader = create_reader(engine, sqlite_read_threads=0)
+    assert isinstance(reader, AsyncpgReader)
+    return reader
 
 
 async def _backend_pids(server: PostgresServer) -> set[int]:

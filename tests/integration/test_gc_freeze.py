@@ -11,6 +11,7 @@ import pytest
 
 from floodgate.app import create_app
 from floodgate.db.migrate import upgrade
+from floodgate.domain import MIGRATIONS_DIR
 from floodgate.settings import Settings
 
 
@@ -24,7 +25,7 @@ def unfrozen() -> Iterator[None]:
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}"
-    upgrade(url)  # runs its own event loop, so not from inside the test's
+    upgrade(url, MIGRATIONS_DIR)  # runs its own event loop, so not from inside the test's
     return url
 
 

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
-from floodgate.db.migrate import downgrade, include_object, upgrade
+from floodgate.db.migrate import downgrade, upgrade
+from floodgate.domain import MIGRATIONS_DIR
+from floodgate.domain.migrations import include_object
 from tests.support.services import PostgresServer
 
 
@@ -60,7 +62,7 @@ def _indexes(conn: Connection) -> set[str]:
 
 
 async def test_upgrade_downgrade_roundtrip_and_models_agree(fresh_url: str) -> None:
-    await asyncio.to_thread(upgrade, fresh_url)
+    await asyncio.to_thread(upgrade, fresh_url, MIGRATIONS_DIR)
     assert {"users", "messages", "alembic_version"} <= await _inspect(fresh_url, _tables)
     assert await _inspect(fresh_url, _diff) == []
     indexes = await _inspect(fresh_url, _indexes)
@@ -71,16 +73,16 @@ async def test_upgrade_downgrade_roundtrip_and_models_agree(fresh_url: str) -> N
     } <= indexes
     if fresh_url.startswith("postgresql"):
         assert "ix_users_name_trgm" in indexes
-    await asyncio.to_thread(downgrade, fresh_url)
+    await asyncio.to_thread(downgrade, fresh_url, MIGRATIONS_DIR)
     assert await _inspect(fresh_url, _tables) == {"alembic_version"}
-    await asyncio.to_thread(upgrade, fresh_url)
+    await asyncio.to_thread(upgrade, fresh_url, MIGRATIONS_DIR)
     assert {"users", "messages"} <= await _inspect(fresh_url, _tables)
 
 
 @pytest.mark.postgres
 async def test_substring_search_uses_trigram_index(postgres_server: PostgresServer) -> None:
     url = postgres_server.url
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, MIGRATIONS_DIR)
     engine = create_async_engine(url, poolclass=NullPool)
     async with engine.connect() as conn:
         await conn.execute(text("SET enable_seqscan = off"))

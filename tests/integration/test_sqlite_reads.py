@@ -1,5 +1,6 @@
-"""`fetch_rows` on a SQLite file with a read pool: the same rows as SQLAlchemy Core (type
-processing included), every committed write visible, never a write, and a clean shutdown."""
+"""`SQLiteThreadReader.fetch_rows` on a SQLite file with a read pool: the same rows as SQLAlchemy
+Core (type processing included), every committed write visible, never a write, and a clean
+shutdown."""
 
 from __future__ import annotations
 
@@ -19,16 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from floodgate.app import create_app
 from floodgate.db.columns import UTCDateTime
-from floodgate.db.engine import (
-    autocommit_view,
-    create_engine,
-    fetch_row,
-    fetch_rows,
-    start_sqlite_reads,
-    stop_sqlite_reads,
-)
+from floodgate.db.engine import autocommit_view, create_engine
 from floodgate.db.migrate import upgrade
+from floodgate.db.reads import Reader, SQLiteThreadReader, create_reader
 from floodgate.db.sqlite_reads import SQLiteReadPool, database_file
+from floodgate.domain import MIGRATIONS_DIR
 from floodgate.domain.messages import service as messages_service
 from floodgate.domain.users import service as users_service
 from floodgate.settings import Settings
@@ -65,45 +61,48 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
             _ROWS.insert(),
             [{"id": i, "v": f"row {i}", "at": _T0.replace(second=i)} for i in range(1, 31)],
         )
-    assert start_sqlite_reads(engine, threads=3)
     yield engine
-    stop_sqlite_reads(engine)
     await engine.dispose()
 
 
-async def test_same_rows_as_core_with_type_processing(engine: AsyncEngine) -> None:
-    reader = autocommit_view(engine)
-    row = await fetch_row(reader, _BY_ID, {"id": 7})
+@pytest.fixture
+async def reader(engine: AsyncEngine) -> AsyncIterator[Reader]:
+    reader = create_reader(engine, sqlite_read_threads=3)
+    assert isinstance(reader, SQLiteThreadReader)
+    yield reader
+    await reader.close()
+
+
+async def test_same_rows_as_core_with_type_processing(engine: AsyncEngine, reader: Reader) -> None:
+    row = await reader.fetch_row(_BY_ID, {"id": 7})
     assert row == {"id": 7, "v": "row 7", "at": _T0.replace(second=7)}
     assert row is not None
     assert row["at"].tzinfo is UTC  # stored as naive text, read back as UTC
-    assert await fetch_row(reader, _BY_ID, {"id": 99}) is None
+    assert await reader.fetch_row(_BY_ID, {"id": 99}) is None
     # A typed datetime parameter and the OFFSET the SQLite compiler adds after a LIMIT.
     params: dict[str, object] = {"after": _T0.replace(second=20), "limit": 5}
-    page = await fetch_rows(reader, _AFTER, params)
+    page = await reader.fetch_rows(_AFTER, params)
     assert [r["id"] for r in page] == [21, 22, 23, 24, 25]
-    stop_sqlite_reads(engine)  # the same statement through SQLAlchemy Core and aiosqlite
-    assert page == await _core_rows(reader, _AFTER, params)
+    await reader.close()  # the same statement through SQLAlchemy Core and aiosqlite
+    assert page == await _core_rows(autocommit_view(engine), _AFTER, params)
 
 
-async def test_concurrent_reads_each_get_their_row(engine: AsyncEngine) -> None:
-    reader = autocommit_view(engine)
+async def test_concurrent_reads_each_get_their_row(reader: Reader) -> None:
     ids = [1 + i % 30 for i in range(300)]
-    rows = await asyncio.gather(*(fetch_row(reader, _BY_ID, {"id": i}) for i in ids))
+    rows = await asyncio.gather(*(reader.fetch_row(_BY_ID, {"id": i}) for i in ids))
     assert [r["id"] if r else None for r in rows] == ids
     readers = [t for t in threading.enumerate() if t.name.startswith("floodgate-sqlite-read")]
     assert 1 <= len(readers) <= 3, "served by the pool's threads, no more than it has"
 
 
-async def test_reads_see_every_committed_write(engine: AsyncEngine) -> None:
-    reader = autocommit_view(engine)
+async def test_reads_see_every_committed_write(engine: AsyncEngine, reader: Reader) -> None:
     for i in range(100, 120):
         async with engine.begin() as conn:
             await conn.execute(_ROWS.insert(), {"id": i, "v": "new", "at": _T0})
-        assert await fetch_row(reader, _BY_ID, {"id": i}) is not None
+        assert await reader.fetch_row(_BY_ID, {"id": i}) is not None
         async with engine.begin() as conn:
             await conn.execute(_ROWS.update().where(_ROWS.c.id == i).values(v="changed"))
-        assert (await fetch_row(reader, _BY_ID, {"id": i}) or {})["v"] == "changed"
+        assert (await reader.fetch_row(_BY_ID, {"id": i}) or {})["v"] == "changed"
 
 
 async def test_the_pool_never_writes(tmp_path: Path) -> None:
@@ -188,9 +187,9 @@ _DOMAIN_READS: list[tuple[str, Any, dict[str, object]]] = [
 async def test_the_domains_hot_reads_match_core(
     tmp_path: Path, statement: Any, params: dict[str, object]
 ) -> None:
-    """Every statement the API sends through `fetch_rows`, on a migrated database."""
+    """Every statement the API sends through `Reader.fetch_rows`, on a migrated database."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'domain.db'}"
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, MIGRATIONS_DIR)
     engine = create_engine(Settings(database_url=url))
     async with engine.begin() as conn:
         for u in range(1, 4):
@@ -210,13 +209,13 @@ async def test_the_domains_hot_reads_match_core(
                     "updated_at": at,
                 },
             )
-    reader = autocommit_view(engine)
+    reader = create_reader(engine, sqlite_read_threads=2)
     try:
-        assert start_sqlite_reads(engine, threads=2)
-        fast = await fetch_rows(reader, statement, params)
-        stop_sqlite_reads(engine)
+        assert isinstance(reader, SQLiteThreadReader)
+        fast = await reader.fetch_rows(statement, params)
+        await reader.close()
         assert fast, "the fixture must return rows for the comparison to mean anything"
-        assert fast == await _core_rows(reader, statement, params)
+        assert fast == await _core_rows(autocommit_view(engine), statement, params)
     finally:
-        stop_sqlite_reads(engine)
+        await reader.close()
         await engine.dispose()

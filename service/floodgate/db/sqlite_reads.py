@@ -5,9 +5,9 @@ connection's thread, and SQLAlchemy's async adapter adds greenlet switches aroun
 read by id cost about 1 ms of the event loop's time that way; one hop to a thread that runs the
 whole query costs about 0.1 ms (measured sequentially, 100 k rows, in page cache).
 
-Only reads use this (see `floodgate.db.fetch_rows`): writes stay on the engine, so SQLAlchemy
-keeps owning transactions. In WAL mode readers never block the writer, and each statement here
-runs in autocommit, so it sees every transaction committed before it started.
+Only reads use this (see `floodgate.db.reads.SQLiteThreadReader`): writes stay on the engine, so
+SQLAlchemy keeps owning transactions. In WAL mode readers never block the writer, and each statement
+here runs in autocommit, so it sees every transaction committed before it started.
 """
 
 from __future__ import annotations

@@ -1,10 +1,22 @@
-"""The example domain (users and messages). Platform packages never import it; the app mounts it."""
+"""The example domain (users and messages). Platform packages never import it; the app mounts it.
+
+Everything the frame needs from a domain is declared here: its routes, its cached routes, its
+OpenAPI summary and its migrations (the folder next to this file, with its own `env.py`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from fastapi import APIRouter
+from sqlalchemy import MetaData
 
 from floodgate.cache import CachedRoute
+from floodgate.db.reads import Reader
+
+SUMMARY = "Users and messages, fast, with every production concern switched on."
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def build_router() -> APIRouter:
@@ -18,8 +30,19 @@ def build_router() -> APIRouter:
     return api
 
 
-def cached_routes() -> tuple[CachedRoute, ...]:
-    """Routes whose GET responses the cache middleware serves."""
-    from floodgate.domain.caching import ROUTES
+def cached_routes(reader: Callable[[], Reader]) -> tuple[CachedRoute, ...]:
+    """Routes whose GET responses the cache middleware serves; their direct loaders read through
+    `reader()`, the app's reader (built in the lifespan, after the routes)."""
+    from floodgate.domain.caching import routes
 
-    return ROUTES
+    return routes(reader)
+
+
+def metadata() -> MetaData:
+    """The metadata with every table of the domain registered (for migrations and autogenerate)."""
+    from sqlmodel import SQLModel
+
+    import floodgate.domain.messages.models
+    import floodgate.domain.users.models  # noqa: F401 - registers the tables on SQLModel.metadata
+
+    return SQLModel.metadata

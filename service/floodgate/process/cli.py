@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -30,9 +31,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers is not None:
         overrides["workers"] = args.workers
     settings = _settings_or_exit(**overrides)
+    _warn_development_defaults(settings)
     if settings.workers > 1 and not args.reload:
         return _exec_gunicorn(settings)
     import uvicorn
+
+    from floodgate.process.worker import server_options
 
     uvicorn.run(
         "floodgate.app:create_app",
@@ -42,13 +46,26 @@ def _serve(args: argparse.Namespace) -> int:
         reload=args.reload,
         reload_dirs=[str(Path(__file__).parent.parent)] if args.reload else None,
         loop="uvloop",
-        http="httptools",
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.graceful_timeout_s),
         server_header=False,
+        **server_options(settings),  # http= (bounded request heads), proxy_headers=False
     )
     return 0
+
+
+def _warn_development_defaults(settings: Settings) -> None:
+    """Once per `serve`, before any worker starts: development defaults are easy to miss."""
+    warnings = settings.development_defaults()
+    if not warnings:
+        return
+    from floodgate.telemetry.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    log = logging.getLogger("floodgate.settings")
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def _exec_gunicorn(settings: Settings) -> int:
@@ -67,12 +84,13 @@ def _exec_gunicorn(settings: Settings) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from floodgate.db.migrate import downgrade, upgrade
+    from floodgate.domain import MIGRATIONS_DIR
 
     settings = _settings_or_exit()
     if args.downgrade:
-        downgrade(settings.database_url, args.revision or "base")
+        downgrade(settings.database_url, MIGRATIONS_DIR, args.revision or "base")
     else:
-        upgrade(settings.database_url, args.revision or "head")
+        upgrade(settings.database_url, MIGRATIONS_DIR, args.revision or "head")
     return 0
 
 

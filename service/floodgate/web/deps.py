@@ -1,4 +1,4 @@
-"""FastAPI dependencies of the domain routes: DB session and engines, cache, settings, cursors.
+"""FastAPI dependencies of the domain routes: DB session, reader, writer, cache, settings, cursors.
 
 All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, a costly hop for a
 function that only reads app state.
@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from floodgate.cache import TieredCache
+from floodgate.db.reads import Reader
 from floodgate.settings import Settings
 from floodgate.web.pagination import CursorCodec
 
@@ -33,10 +34,11 @@ def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-# Reads: Core on the autocommit view of the pool (see `floodgate.db.autocommit_view`).
-ReaderDep = Annotated[AsyncEngine, Depends(_app_state("reader"))]
-# Single-statement writes: the same view (the statement is its own transaction).
-WriterDep = Annotated[AsyncEngine, Depends(_app_state("reader"))]
+# Reads: the backend's `Reader`, built in the lifespan (see `floodgate.db.reads`).
+ReaderDep = Annotated[Reader, Depends(_app_state("reader"))]
+# Single-statement writes (`INSERT … RETURNING`): the autocommit view of the pool (the statement
+# is its own transaction; see `floodgate.db.engine.autocommit_view`).
+WriterDep = Annotated[AsyncEngine, Depends(_app_state("writer"))]
 CacheDep = Annotated[TieredCache, Depends(_app_state("cache"))]
 SettingsDep = Annotated[Settings, Depends(_app_state("settings"))]
 CursorCodecDep = Annotated[CursorCodec, Depends(_app_state("cursor_codec"))]

@@ -1,4 +1,7 @@
-"""RFC 9457 problem details: the one place where errors become `application/problem+json`."""
+"""RFC 9457 problem details for FastAPI: exceptions become `application/problem+json` responses.
+
+The bytes come from `floodgate.web.problem_body`, the writer the pure-ASGI layers share.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +13,16 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-import orjson
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from floodgate.errors import ConflictError, DomainError, NotFoundError, UnknownReferenceError
 from floodgate.resilience import RateLimitedLog
+from floodgate.web.problem_body import PROBLEM_JSON, problem_body
 
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://floodgate.dev/problems/"
 logger = logging.getLogger("floodgate.errors")
 
 # A dependency that cannot be reached, not a fault of the request or of our code: 503 with
@@ -80,26 +82,6 @@ class InvalidParameter(Problem):
         )
 
 
-def problem_body(
-    status: int,
-    detail: str,
-    *,
-    type_slug: str | None = None,
-    title: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> bytes:
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    doc: dict[str, Any] = {
-        "type": PROBLEM_BASE + (type_slug or phrase.lower().replace(" ", "-").replace("'", "")),
-        "title": title or phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if extra:
-        doc.update(extra)
-    return orjson.dumps(doc)
-
-
 def problem_response(
     status: int,
     detail: str,
@@ -123,6 +105,21 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _on_problem(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     return problem_response(exc.status, exc.detail, type_slug=exc.type_slug, extra=exc.extra)
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> Response:
+    """Data functions' outcomes (`floodgate.errors`) as problems: the one mapping of them."""
+    assert isinstance(exc, DomainError)
+    problem: Problem
+    if isinstance(exc, UnknownReferenceError):
+        problem = InvalidParameter(["body", exc.field], exc.detail)  # references come in bodies
+    elif isinstance(exc, ConflictError):
+        problem = Conflict(exc.detail)
+    elif isinstance(exc, NotFoundError):
+        problem = NotFound(exc.detail)
+    else:
+        problem = Problem(exc.detail)
+    return await _on_problem(request, problem)
 
 
 async def _on_validation(_request: Request, exc: Exception) -> Response:
@@ -165,6 +162,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.state.unavailable_log = RateLimitedLog(logger)

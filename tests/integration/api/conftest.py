@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from floodgate.app import create_app
 from floodgate.db.migrate import upgrade
+from floodgate.domain import MIGRATIONS_DIR
 from floodgate.settings import Settings
 
 
@@ -30,7 +31,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     else:
         server = request.getfixturevalue("postgres_server")
         url = server.url
-    upgrade(url)
+    upgrade(url, MIGRATIONS_DIR)
     return url
 
 

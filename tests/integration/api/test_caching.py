@@ -10,14 +10,12 @@ from fastapi import FastAPI
 from starlette.types import Scope
 from tests.support.builders import create_message, create_user
 
-from floodgate.cache import check_routes
+from floodgate.cache import CachedRoute, ResponseCacheMiddleware, check_routes
 from floodgate.cache.routes import DirectLoader
-from floodgate.domain import cached_routes
-from floodgate.domain.caching import MESSAGE, USER
 
 
 def test_cache_keys_cover_everything_the_endpoints_read(app: FastAPI) -> None:
-    assert check_routes(app, cached_routes()) == []
+    assert check_routes(app, _served_routes(app).values()) == []
 
 
 async def test_etag_and_304(client: httpx.AsyncClient) -> None:
@@ -97,9 +95,10 @@ async def test_direct_loaders_give_exactly_what_the_endpoints_give(
     user = await create_user(client, name='Zoë "quoted" \\ <tag> 😀')
     message = await create_message(client, user["id"], "line 1\nline 2\t¿ünïcode? 😀 \u2028")
     cache = app.state.cache
+    routes = _served_routes(app)
     cases = [
-        (MESSAGE, f"/api/v1/messages/{message['id']}", {"message_id": message["id"]}),
-        (USER, f"/api/v1/users/{user['id']}", {"user_id": user["id"]}),
+        (routes["message"], f"/api/v1/messages/{message['id']}", {"message_id": message["id"]}),
+        (routes["user"], f"/api/v1/users/{user['id']}", {"user_id": user["id"]}),
     ]
     calls: list[str] = []
     for route, path, params in cases:
@@ -115,6 +114,12 @@ async def test_direct_loaders_give_exactly_what_the_endpoints_give(
         assert direct.headers["content-type"] == routed.headers["content-type"]
         assert direct.headers["etag"] == routed.headers["etag"]
     assert calls == ["message", "user"]
+
+
+def _served_routes(app: FastAPI) -> dict[str, CachedRoute]:
+    """The routes the app's cache middleware serves (their direct loaders read the app's reader)."""
+    (cached,) = [m for m in app.user_middleware if m.cls is ResponseCacheMiddleware]
+    return {route.name: route for route in cached.kwargs["routes"]}
 
 
 def _counting(loader: DirectLoader, name: str, calls: list[str]) -> DirectLoader:

@@ -1,13 +1,11 @@
 """Data functions for users.
 
 Creates are one Core `INSERT … RETURNING` on the autocommit engine; updates and deletes go through
-the ORM session and commit exactly once here; reads are Core queries on the autocommit engine
-returning public models (see the messages service).
+the ORM session and commit exactly once here; reads go through the `Reader` and return public
+models (see the messages service). Failures are `floodgate.errors`, answered at the edge.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -15,37 +13,42 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from floodgate.db.columns import escape_like, utcnow
-from floodgate.db.engine import fetch_row
 from floodgate.db.errors import integrity_kind
-from floodgate.domain.messages.models import Message
+from floodgate.db.reads import Reader
+from floodgate.domain.messages import service as messages
 from floodgate.domain.users.models import User, UserCreate, UserPublic, UserUpdate
-from floodgate.web.problems import Conflict, NotFound
+from floodgate.errors import ConflictError, NotFoundError
 
 _table: Table = User.__table__  # type: ignore[attr-defined]
 _BY_ID = select(_table).where(_table.c.id == bindparam("user_id"))
 _INSERT = insert(_table).returning(*_table.c)
 
 
-def _duplicate(email: str) -> Conflict:
-    return Conflict(f"a user with email {email!r} already exists")
+def _duplicate(email: str) -> ConflictError:
+    return ConflictError(f"a user with email {email!r} already exists")
 
 
-async def find_user(*, reader: AsyncEngine, user_id: int) -> UserPublic | None:
-    row = await fetch_row(reader, _BY_ID, {"user_id": user_id})
+def _missing(user_id: int) -> NotFoundError:
+    return NotFoundError(f"user {user_id} does not exist")
+
+
+async def find_user(reader: Reader, user_id: int) -> UserPublic | None:
+    """The user or None (positional: the cache's direct loader calls it per miss)."""
+    row = await reader.fetch_row(_BY_ID, {"user_id": user_id})
     return UserPublic.model_validate(row) if row is not None else None
 
 
-async def read_user(*, reader: AsyncEngine, user_id: int) -> UserPublic:
+async def read_user(*, reader: Reader, user_id: int) -> UserPublic:
     user = await find_user(reader=reader, user_id=user_id)
     if user is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise _missing(user_id)
     return user
 
 
 async def get_user(*, session: AsyncSession, user_id: int) -> User:
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise _missing(user_id)
     return user
 
 
@@ -75,16 +78,13 @@ async def update_user(*, session: AsyncSession, user_id: int, user_in: UserUpdat
     return user
 
 
-async def delete_user(*, session: AsyncSession, user_id: int) -> Sequence[int]:
+async def delete_user(*, session: AsyncSession, user_id: int) -> list[int]:
     """Delete a user and their messages; returns the deleted message ids (for cache eviction)."""
     await get_user(session=session, user_id=user_id)
-    message_ids = (
-        await session.scalars(select(col(Message.id)).where(col(Message.user_id) == user_id))
-    ).all()
-    await session.execute(delete(Message).where(col(Message.user_id) == user_id))
+    message_ids = await messages.delete_messages_of_user(session=session, user_id=user_id)
     await session.execute(delete(User).where(col(User.id) == user_id))
-    await session.commit()
-    return [mid for mid in message_ids if mid is not None]
+    await session.commit()  # the messages and the user in one transaction
+    return message_ids
 
 
 def _name_filter(name: str | None) -> list[ColumnElement[bool]]:
@@ -93,18 +93,15 @@ def _name_filter(name: str | None) -> list[ColumnElement[bool]]:
     return [_table.c.name.ilike(f"%{escape_like(name)}%", escape="\\")]
 
 
-async def count_users(*, reader: AsyncEngine, name: str | None) -> int:
+async def count_users(*, reader: Reader, name: str | None) -> int:
     stmt = select(func.count()).select_from(_table).where(*_name_filter(name))
-    async with reader.connect() as conn:
-        return int((await conn.execute(stmt)).scalar_one())
+    return int(await reader.scalar(stmt))
 
 
 async def list_users(
-    *, reader: AsyncEngine, name: str | None, offset: int, limit: int
+    *, reader: Reader, name: str | None, offset: int, limit: int
 ) -> list[UserPublic]:
     stmt = (
         select(_table).where(*_name_filter(name)).order_by(_table.c.id).offset(offset).limit(limit)
     )
-    async with reader.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [UserPublic.model_validate(row._mapping) for row in rows]
+    return [UserPublic.model_validate(row) for row in await reader.query(stmt)]

@@ -8,17 +8,15 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from sqlmodel import SQLModel
 
-import floodgate.domain.messages.models
-import floodgate.domain.users.models  # noqa: F401 - registers the tables on SQLModel.metadata
-from floodgate.db.migrate import include_object
+from floodgate.domain import metadata
+from floodgate.domain.migrations import include_object
 
 
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=SQLModel.metadata,
+        target_metadata=metadata(),
         include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

@@ -1,1 +1,0 @@
-"""Alembic migrations, run by `floodgate migrate` (and by `make run`)."""
