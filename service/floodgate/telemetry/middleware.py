@@ -12,8 +12,8 @@ import contextlib
 import logging
 import random
 import re
-import time
 from collections.abc import Iterable
+from time import perf_counter  # a global, not time.perf_counter: no attribute lookup per request
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -121,13 +121,49 @@ class TelemetryMiddleware:
         if scope["type"] != "http" or scope["path"] in self.excluded:
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        # The responder is awaited through, not awaited itself: no second coroutine per request.
+        responder = _Responder(self, scope, send)
+        try:
+            await self.app(scope, receive, responder.send)
+        except BaseException as exc:
+            responder.finish(exc)
+            raise
+        responder.finish(None)
+
+
+class _Responder:
+    """One request's telemetry: started with the request, fed by its `send`, finished once.
+
+    The only object a recorded request allocates here (its bound `send` aside); slots keep it small.
+    """
+
+    __slots__ = (
+        "_downstream",
+        "_method",
+        "_middleware",
+        "_request_bytes",
+        "_response_bytes",
+        "_scope",
+        "_span",
+        "_started",
+        "_status_code",
+        "_token",
+    )
+
+    def __init__(self, middleware: TelemetryMiddleware, scope: Scope, send: Send) -> None:
+        self._started = perf_counter()
+        self._middleware = middleware
+        self._scope = scope
+        self._downstream = send
+        self._status_code = 500  # what is recorded when the app fails before it starts a response
+        self._response_bytes = 0
         method = scope["method"]
         if method not in KNOWN_METHODS:
             method = "_OTHER"
+        self._method = method
         request_bytes = 0
         carrier: dict[str, str] | None = None
-        fields = self._propagation_fields
+        fields = middleware._propagation_fields
         for name, value in scope["headers"]:
             if name == b"content-length":
                 with contextlib.suppress(ValueError):
@@ -136,9 +172,9 @@ class TelemetryMiddleware:
                 if carrier is None:
                     carrier = {}
                 carrier[name.decode("latin-1")] = value.decode("latin-1")
-
-        span: Span | None = None
-        token: object | None = None
+        self._request_bytes = request_bytes
+        self._span: Span | None = None
+        self._token: object | None = None
         active = tracing.ACTIVE
         if active is not None:
             parent_context: Context | None = None
@@ -153,60 +189,57 @@ class TelemetryMiddleware:
                 span = active.start_server_span(
                     method, parent_context, trace_id, _request_attributes(scope, method)
                 )
-                token = otel_context.attach(trace.set_span_in_context(span, parent_context))
+                self._span = span
+                self._token = otel_context.attach(trace.set_span_in_context(span, parent_context))
             else:
-                token = otel_context.attach(
+                self._token = otel_context.attach(
                     tracing.unsampled_context(trace_id, parent, parent_context)
                 )
-
-        status_code = 500
-        response_bytes = 0
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status_code, response_bytes
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            elif message["type"] == "http.response.body":
-                response_bytes += len(message.get("body", b""))
-            await send(message)
-
-        metrics = self.metrics
+        metrics = middleware.metrics
         if metrics is not None:
             metrics.request_started()
-        error: BaseException | None = None
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            duration = time.perf_counter() - started
-            if metrics is not None:
-                metrics.request_finished()
-            template = route_template(scope)
-            if template is None and status_code != 404:
-                template = self._templates.match(scope)
-            handler = template or UNTEMPLATED_HANDLER
-            trace_id_hex: str | None = None
-            if span is not None:
-                trace_id_hex = format(span.get_span_context().trace_id, "032x")
-                _finish_span(span, method, template, status_code, error)
-            if metrics is not None:
-                metrics.observe(
-                    method,
-                    status_code,
-                    handler,
-                    duration,
-                    request_bytes,
-                    response_bytes,
-                    self.exemplars,
-                    trace_id_hex,
-                )
-            rate = self.access_log_sample_rate
-            if rate > 0.0 and (status_code >= 500 or random.random() < rate):  # noqa: S311 - sampling
-                _log_access(scope, method, handler, status_code, duration, response_bytes)
-            if token is not None:
-                otel_context.detach(token)  # type: ignore[arg-type]
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self._status_code = message["status"]
+        elif kind == "http.response.body":
+            self._response_bytes += len(message.get("body", b""))
+        await self._downstream(message)
+
+    def finish(self, error: BaseException | None) -> None:
+        duration = perf_counter() - self._started
+        middleware = self._middleware
+        metrics = middleware.metrics
+        if metrics is not None:
+            metrics.request_finished()
+        scope, method, status_code = self._scope, self._method, self._status_code
+        template = route_template(scope)
+        if template is None and status_code != 404:
+            template = middleware._templates.match(scope)
+        handler = template or UNTEMPLATED_HANDLER
+        trace_id_hex: str | None = None
+        span = self._span
+        if span is not None:
+            trace_id_hex = format(span.get_span_context().trace_id, "032x")
+            _finish_span(span, method, template, status_code, error)
+        if metrics is not None:
+            metrics.observe(
+                method,
+                status_code,
+                handler,
+                duration,
+                self._request_bytes,
+                self._response_bytes,
+                middleware.exemplars,
+                trace_id_hex,
+            )
+        rate = middleware.access_log_sample_rate
+        if rate > 0.0 and (status_code >= 500 or random.random() < rate):  # noqa: S311 - sampling
+            _log_access(scope, method, handler, status_code, duration, self._response_bytes)
+        token = self._token
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
 
 
 def _request_attributes(scope: Scope, method: str) -> dict[str, Any]:
