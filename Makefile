@@ -9,7 +9,7 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: help venv run test test-unit lint fmt bench bench-quick tools services clean
+.PHONY: help venv run test test-unit lint fmt generate bench bench-quick tools services clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,12 +47,14 @@ lint: venv  ## ruff + mypy --strict + hadolint
 	.venv/bin/mypy
 	.venv/bin/hadolint service/Dockerfile
 	@if [ -x .tools/bin/helm ]; then .tools/bin/helm lint --strict helm/floodgate; fi
-	.venv/bin/python -m tests.support.chart check
-	.venv/bin/python grafana/generate.py --check
+	$(PY) scripts/generate.py --check
 
 fmt: venv  ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
+
+generate: venv  ## write the dashboards, the CRD, their chart copies and the chart README table
+	$(PY) scripts/generate.py
 
 bench: venv  ## benchmark suite: anchors vs Floodgate → bench/results/latest.{json,md,png} + BENCHMARKS.md
 	bench/setup.sh

@@ -1,22 +1,13 @@
-"""The Helm chart under test: render it with the real helm, and keep its generated parts in sync.
+"""The Helm chart under test: render it with the real helm and pick the rendered objects apart.
 
-The chart carries copies of files generated elsewhere (Helm reads only files inside the chart):
-the RateLimitPolicy CRD (`k8s/crds/`) and the Grafana dashboards (`grafana/dashboards/`). Its
-README's values table is generated from the `# --` comments of values.yaml. Tests fail when any of
-them is stale; one command brings them back in line:
-
-    python -m tests.support.chart sync     # copy the CRD and dashboards, regenerate the README
-    python -m tests.support.chart check    # exit 1 and name what is stale
+Its generated parts (CRD and dashboard copies, the README's values table) are written and checked
+by scripts/generate.py (`make generate`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +20,6 @@ CHART = REPO_ROOT / "helm" / "floodgate"
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 HELM = TOOLS_BIN / "helm"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-
-CRD_SOURCE = REPO_ROOT / "k8s" / "crds"
-DASHBOARD_SOURCE = REPO_ROOT / "grafana" / "dashboards"
-README = CHART / "README.md"
-TABLE_BEGIN = "<!-- values-table:begin (python -m tests.support.chart sync) -->"
-TABLE_END = "<!-- values-table:end -->"
 
 # APIs of cluster add-ons the chart can use; told to `helm template` as if the cluster served them.
 ADDON_APIS = ("monitoring.coreos.com/v1", "keda.sh/v1alpha1")
@@ -192,130 +177,3 @@ def pod_templates(manifests: Iterable[Manifest]) -> list[PodTemplate]:
 
 def env_of(container: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in container.get("env") or []}
-
-
-# ------------------------------------------------------------------------------ copies
-
-
-def copy_pairs() -> list[tuple[Path, Path]]:
-    """(generated source, chart copy) for every file the chart must carry."""
-    pairs = [(src, CHART / "crds" / src.name) for src in sorted(CRD_SOURCE.glob("*.yaml"))]
-    pairs += [
-        (src, CHART / "dashboards" / src.name) for src in sorted(DASHBOARD_SOURCE.glob("*.json"))
-    ]
-    return pairs
-
-
-def stale_copies() -> list[str]:
-    """What differs between the generated files and the chart's copies (empty when in sync)."""
-    problems: list[str] = []
-    pairs = copy_pairs()
-    for src, copy in pairs:
-        rel = copy.relative_to(REPO_ROOT)
-        if not copy.is_file():
-            problems.append(f"{rel} is missing (source {src.relative_to(REPO_ROOT)})")
-        elif copy.read_bytes() != src.read_bytes():
-            problems.append(f"{rel} differs from {src.relative_to(REPO_ROOT)}")
-    expected = {copy for _, copy in pairs}
-    for folder, pattern in (("crds", "*.yaml"), ("dashboards", "*.json")):
-        for extra in sorted((CHART / folder).glob(pattern)):
-            if extra not in expected:
-                problems.append(f"{extra.relative_to(REPO_ROOT)} has no source any more")
-    return problems
-
-
-def sync_copies() -> None:
-    pairs = copy_pairs()
-    expected = {copy for _, copy in pairs}
-    for folder, pattern in (("crds", "*.yaml"), ("dashboards", "*.json")):
-        for extra in (CHART / folder).glob(pattern):
-            if extra not in expected:
-                extra.unlink()
-    for src, copy in pairs:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, copy)
-
-
-# ------------------------------------------------------------------------------ values table
-
-_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+):(?:\s|$)")
-
-
-def documented_values(values_yaml: Path = CHART / "values.yaml") -> list[tuple[str, str]]:
-    """(dotted key, description) for every key preceded by a `# --` comment, in file order."""
-    found: list[tuple[str, str]] = []
-    stack: list[tuple[int, str]] = []
-    comment: list[str] | None = None
-    for line in values_yaml.read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("# --"):
-            comment = [stripped[4:].strip()]
-            continue
-        if stripped.startswith("#"):
-            if comment is not None:
-                comment.append(stripped[1:].strip())
-            continue
-        match = _KEY.match(line)
-        if not match:
-            if not stripped.startswith("-"):
-                comment = None
-            continue
-        indent = len(match["indent"])
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        stack.append((indent, match["key"]))
-        if comment is not None:
-            found.append((".".join(key for _, key in stack), " ".join(comment)))
-        comment = None
-    return found
-
-
-def _lookup(values: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = values
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
-def values_table() -> str:
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    rows = ["| Key | Default | Description |", "|---|---|---|"]
-    for key, description in documented_values():
-        default = json.dumps(_lookup(values, key), separators=(", ", ": "), ensure_ascii=False)
-        cell, text = default.replace("|", "\\|"), description.replace("|", "\\|")
-        rows.append(f"| `{key}` | `{cell}` | {text} |")
-    return "\n".join(rows)
-
-
-def readme_with_table(readme: str) -> str:
-    begin, end = readme.index(TABLE_BEGIN), readme.index(TABLE_END)
-    return f"{readme[: begin + len(TABLE_BEGIN)]}\n{values_table()}\n{readme[end:]}"
-
-
-def readme_is_current() -> bool:
-    text = README.read_text()
-    return readme_with_table(text) == text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args == ["sync"]:
-        sync_copies()
-        README.write_text(readme_with_table(README.read_text()))
-        print("chart copies and README values table are in sync")
-        return 0
-    if args == ["check"]:
-        problems = stale_copies()
-        if not readme_is_current():
-            problems.append(f"{README.relative_to(REPO_ROOT)}: the values table is stale")
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print("run: python -m tests.support.chart sync", file=sys.stderr)
-        return 1 if problems else 0
-    print(__doc__, file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,6 +22,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from scripts import generate
 
 from tests.support import chart
 from tests.support.chart import CHART, CI_VALUES, REPO_ROOT, Manifest, find, one, render
@@ -451,7 +452,7 @@ def test_service_monitor_only_where_the_prometheus_operator_api_exists() -> None
 
 
 def test_one_dashboard_config_map_per_generated_dashboard() -> None:
-    sources = sorted(chart.DASHBOARD_SOURCE.glob("*.json"))
+    sources = sorted(generate.DASHBOARD_SOURCE.glob("*.json"))
     assert sources, "grafana/dashboards/ has no dashboards"
     maps = find(rendered(), "ConfigMap")
     assert len(maps) == len(sources)
@@ -533,11 +534,11 @@ def test_selector_labels_never_carry_the_version() -> None:
 
 
 def test_the_chart_carries_exactly_the_generated_crd_and_dashboards() -> None:
-    assert chart.stale_copies() == [], "run: python -m tests.support.chart sync"
+    assert generate.stale_copies() == [], "run: make generate"
 
 
 def test_the_readme_values_table_is_current() -> None:
-    assert chart.readme_is_current(), "run: python -m tests.support.chart sync"
+    assert generate.readme_is_current(), "run: make generate"
 
 
 def _leaves(node: Any, prefix: str = "") -> Iterator[str]:
@@ -550,7 +551,7 @@ def _leaves(node: Any, prefix: str = "") -> Iterator[str]:
 
 def test_every_value_is_documented() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    documented = {key for key, _ in chart.documented_values()}
+    documented = {key for key, _ in generate.documented_values()}
     undocumented = [
         leaf
         for leaf in _leaves(values)

@@ -3,7 +3,7 @@
 One uvicorn worker pinned to CPU 0, `wrk -t1 -c64 -d5s` pinned to CPU 1, the same JSON body, ids
 drawn at random from 2000 (after a run that requests each of them, filling the caches).
 
-    .venv/bin/python -m tests.integration.cache.measure_hit_path [--fc2-python /tmp/fc2/bin/python]
+    .venv/bin/python -m bench.measure_cache_hit_path [--fc2-python /tmp/fc2/bin/python]
 
 fastapi-cache2 runs from its own virtualenv (`python3 -m venv /tmp/fc2 && /tmp/fc2/bin/pip install
 fastapi-cache2 redis "uvicorn[standard]"`); it is skipped when that interpreter is missing.
@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-
-from floodgate.cache import CachedRoute, ResponseCacheMiddleware, TieredCache
 from tests.support.services import free_port, start_redis, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[3]
+from floodgate.cache import CachedRoute, ResponseCacheMiddleware, TieredCache
+
+ROOT = Path(__file__).resolve().parents[1]
 ITEM = CachedRoute(
     name="item", namespace="items", path="/items/{item_id}", path_params={"item_id": int}
 )
@@ -191,7 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     redis = start_redis()
     env = {"MEASURE_REDIS_URL": redis.url, "PYTHONPATH": str(ROOT)}
-    me = "tests.integration.cache.measure_hit_path"
+    me = "bench.measure_cache_hit_path"
     variants: list[tuple[str, str, str, dict[str, str], bool]] = [
         ("raw ASGI hello", sys.executable, f"{me}:raw_asgi", env, False),
         ("bare FastAPI", sys.executable, f"{me}:bare_fastapi", env, True),
