@@ -45,6 +45,7 @@ lint: venv  ## ruff + mypy --strict + hadolint
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports --no-cache
 	.venv/bin/hadolint service/Dockerfile
 	@if [ -x .tools/bin/helm ]; then .tools/bin/helm lint --strict helm/floodgate; fi
 	$(PY) scripts/generate.py --check
