@@ -4,8 +4,11 @@ service recovers by itself once the server is back."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -81,3 +84,66 @@ async def test_an_outage_is_a_503_and_the_service_recovers(
     assert (await client.get("/readyz")).status_code == 200
     created = await client.post("/api/v1/messages", json={"user_id": user["id"], "body": "after"})
     assert created.status_code == 201
+
+
+_LOAD_WORKERS = 8
+_LOAD_ROUNDS = 60  # per worker: bounded whatever the timing
+_EMAIL_DOMAIN = "restart.example.com"  # in every statement's parameters, never in the log
+
+
+async def _restart_load(client: httpx.AsyncClient, worker: int, stop: asyncio.Event) -> list[Any]:
+    """Creates (Core INSERT ... RETURNING), first reads (hot read, uncached), ORM updates and
+    list pages (query + count) until `stop`; each response's (what, status, Retry-After)."""
+    seen: list[Any] = []
+    for i in range(_LOAD_ROUNDS):
+        if stop.is_set():
+            break
+        email = f"w{worker}-{i}@{_EMAIL_DOMAIN}"
+        created = await client.post("/api/v1/users", json={"name": f"w{worker}", "email": email})
+        seen.append(("create", created.status_code, created.headers.get("retry-after")))
+        pages = (
+            ("list-users", "/api/v1/users?per_page=5"),
+            ("list-messages", "/api/v1/messages?limit=5"),
+        )
+        for what, path in pages:
+            page = await client.get(path)
+            seen.append((what, page.status_code, page.headers.get("retry-after")))
+        if created.status_code != 201:
+            continue
+        user_id = created.json()["id"]
+        read = await client.get(f"/api/v1/users/{user_id}")
+        seen.append(("read", read.status_code, read.headers.get("retry-after")))
+        patched = await client.patch(f"/api/v1/users/{user_id}", json={"name": f"p{i}"})
+        seen.append(("update", patched.status_code, patched.headers.get("retry-after")))
+    return seen
+
+
+async def test_a_restart_under_load_is_only_2xx_and_503(
+    server: PostgresServer, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`pg_ctl restart -m fast` under load: "terminating connection due to administrator
+    command" on writes and ORM updates, "the database system is starting up" on hot reads."""
+    stop = asyncio.Event()
+    with caplog.at_level(logging.WARNING):
+        load = [
+            asyncio.create_task(_restart_load(client, worker, stop))
+            for worker in range(_LOAD_WORKERS)
+        ]
+        await asyncio.sleep(0.3)  # every pooled connection in use before the restart
+        await asyncio.to_thread(server.restart)
+        await asyncio.sleep(1.0)  # and some load after it
+        stop.set()
+        seen = [entry for results in await asyncio.gather(*load) for entry in results]
+    statuses = Counter(status for _, status, _ in seen)
+    bad = [entry for entry in seen if not (200 <= entry[1] < 300 or entry[1] == 503)]
+    assert not bad, (statuses, bad[:10])
+    assert all(retry == "1" for _, status, retry in seen if status == 503)
+    assert statuses[201] > 0, statuses
+    assert _EMAIL_DOMAIN not in caplog.text  # no statement parameters in any log line
+    assert "Traceback" not in caplog.text  # connection errors are not bugs: no stack traces
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    # Recovered without a restart of the service: every kind of request works again.
+    user = await create_user(client)
+    assert (await client.get(f"/api/v1/users/{user['id']}")).status_code == 200
+    assert (await client.patch(f"/api/v1/users/{user['id']}", json={"name": "x"})).is_success
+    assert (await client.get("/api/v1/users?per_page=5")).status_code == 200

@@ -155,32 +155,42 @@ class PostgresServer:
         )
         return self.resume()
 
-    def resume(self) -> PostgresServer:
-        """Start the server on its existing data directory (after `start` and `halt`)."""
-        opts = (
+    def _options(self) -> str:
+        return (
             f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
             # Lets tests count the statements the service really ran.
             "-c shared_preload_libraries=pg_stat_statements"
         )
-        subprocess.run(
-            [
-                *self._as_user,
-                _pg_bin("pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-o",
-                opts,
-                "-l",
-                str(self.datadir / "server.log"),
-                "-w",
-                "start",
-            ],
+
+    def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*self._as_user, _pg_bin("pg_ctl"), "-D", str(self.datadir), *args],
             check=True,
             capture_output=True,
         )
+
+    def resume(self) -> PostgresServer:
+        """Start the server on its existing data directory (after `start` and `halt`)."""
+        self._pg_ctl("-o", self._options(), "-l", str(self.datadir / "server.log"), "-w", "start")
         wait_for_port(self.port)
         return self
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: sessions are terminated ("terminating connection due to
+        administrator command"), then the server starts again ("the database system is starting
+        up" until it is ready)."""
+        self._pg_ctl(
+            "-o",
+            self._options(),
+            "-l",
+            str(self.datadir / "server.log"),
+            "-m",
+            "fast",
+            "-w",
+            "restart",
+        )
+        wait_for_port(self.port)
 
     def halt(self) -> None:
         """Stop the server (an outage), keeping its data for `resume`."""

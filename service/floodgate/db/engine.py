@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from floodgate.db.unavailable import is_unavailable
 from floodgate.settings import Settings
 
 
@@ -31,9 +33,23 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cursor.close()
 
 
+def _mark_disconnects(context: ExceptionContext) -> None:
+    """A session the server ended (restart, crash, lost socket) is a disconnect, whatever the
+    dialect thinks: SQLAlchemy then drops it and the pool's other, equally dead, connections
+    instead of failing one request per pooled connection. asyncpg's dialect only sees the
+    connection closed once the socket is, which after "terminating connection due to
+    administrator command" is one request too late."""
+    if context.connection is not None and is_unavailable(context.original_exception):
+        context.is_disconnect = True
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
-    """An engine whose pool follows the settings; no connection is opened here."""
-    kwargs: dict[str, Any] = {"echo": settings.db_echo}
+    """An engine whose pool follows the settings; no connection is opened here.
+
+    `hide_parameters`: SQLAlchemy's errors and logs print statement parameters (an email, a
+    message body) otherwise, and the errors reach the log.
+    """
+    kwargs: dict[str, Any] = {"echo": settings.db_echo, "hide_parameters": True}
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -41,7 +57,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     server_settings = {"application_name": "floodgate", "jit": "off"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -50,6 +66,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args={"server_settings": server_settings},
         **kwargs,
     )
+    event.listen(engine.sync_engine, "handle_error", _mark_disconnects)
+    return engine
 
 
 def autocommit_view(engine: AsyncEngine) -> AsyncEngine:

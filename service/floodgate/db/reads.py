@@ -24,6 +24,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 
 from floodgate.db.engine import autocommit_view
 from floodgate.db.sqlite_reads import SQLiteReadPool, database_file
+from floodgate.db.unavailable import is_unavailable
 from floodgate.telemetry.instrumentation import driver_query_span
 
 Rows = list[Mapping[str, Any]]
@@ -162,7 +163,16 @@ class AsyncpgReader(_CoreReads):
         sql, order = _asyncpg_sql(statement)
         args = [params[name] for name in order]
         async with self._gate:
-            return await self._fetch(sql, args, first=first)
+            try:
+                return await self._fetch(sql, args, first=first)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if not is_unavailable(exc):
+                    raise
+                # The driver's own error on a pooled connection the server ended (a restart
+                # terminates idle sessions too): a read is safe to repeat, once, on a connection
+                # the pool opens afresh (`_fetch` invalidated this one). Failing to connect is
+                # not repeated: that error is SQLAlchemy's or the OS's, and a 503.
+                return await self._fetch(sql, args, first=first)
 
     async def _fetch(self, sql: str, args: list[Any], *, first: bool) -> Rows:
         # The pool's own checkout, without a Connection around it (measured: 55 us less per read).

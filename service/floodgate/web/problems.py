@@ -6,7 +6,6 @@ The bytes come from `floodgate.web.problem_body`, the writer the pure-ASGI layer
 from __future__ import annotations
 
 import logging
-import socket
 import sqlite3
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -19,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from floodgate.db.unavailable import describe, is_unavailable
 from floodgate.errors import ConflictError, DomainError, NotFoundError, UnknownReferenceError
 from floodgate.resilience import RateLimitedLog
 from floodgate.web.problem_body import PROBLEM_JSON, problem_body
@@ -27,22 +27,16 @@ logger = logging.getLogger("floodgate.errors")
 
 # A dependency that cannot be reached, not a fault of the request or of our code: 503 with
 # Retry-After (clients, proxies and retry policies treat it as transient), logged without a
-# stack trace and at most once per 10 s, so an outage does not bury the log.
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    ConnectionError,  # refused, reset, broken pipe
-    TimeoutError,
-    socket.gaierror,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlite3.OperationalError,  # hot reads on SQLite (floodgate.db.sqlite_reads): locked, unopenable
-    sqlalchemy.exc.TimeoutError,  # no pooled connection within db_pool_timeout_s
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
-    asyncpg.CannotConnectNowError,  # starting up / shutting down
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
+# stack trace and at most once per 10 s, so an outage does not bury the log. Which errors those
+# are is `is_unavailable`'s call; these are the bases its errors derive from (the handler gets the
+# exception first and passes on whatever is not a connection problem: a bug stays a 500).
+MAYBE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.SQLAlchemyError,  # DBAPIError (any wrapped driver error), pool TimeoutError
+    asyncpg.PostgresError,  # the hot reads' own driver errors (SQLSTATE 08, 57P0x, 53300)
     asyncpg.InterfaceError,  # the connection is closed
     asyncpg.InternalClientError,  # a connection left mid-protocol by a dropped server
+    sqlite3.Error,  # hot reads on SQLite (floodgate.db.sqlite_reads): locked, unopenable
+    OSError,  # ConnectionError, TimeoutError, socket.gaierror: connecting failed
 )
 RETRY_AFTER_S = 1
 
@@ -137,15 +131,8 @@ async def _on_http(_request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, detail, headers=exc.headers)
 
 
-async def _on_unavailable(request: Request, exc: Exception) -> Response:
-    log: RateLimitedLog = request.app.state.unavailable_log
-    log.warning(
-        "dependency unavailable on %s %s: %s: %s",
-        request.method,
-        request.url.path,
-        type(exc).__qualname__,
-        exc,
-    )
+def unavailable_response() -> Response:
+    """The 503 every unreachable dependency gets."""
     return problem_response(
         503,
         "a service this request needs is unavailable; retry shortly",
@@ -154,10 +141,18 @@ async def _on_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    # The trace goes to the log, never to the client.
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(500, "the server could not complete the request")
+def log_unavailable(log: RateLimitedLog, method: str, path: str, exc: BaseException) -> None:
+    """One WARNING line, rate-limited, without a traceback, the SQL or its parameters."""
+    log.warning("dependency unavailable on %s %s: %s", method, path, describe(exc))
+
+
+async def _on_maybe_unavailable(request: Request, exc: Exception) -> Response:
+    if not is_unavailable(exc):
+        # A bug (a bad statement, a constraint we do not map): on to the 500 layer, which logs
+        # it once with its traceback; telemetry on the way records the exception on the span.
+        raise exc
+    log_unavailable(request.app.state.unavailable_log, request.method, request.url.path, exc)
+    return unavailable_response()
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -166,6 +161,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.state.unavailable_log = RateLimitedLog(logger)
-    for kind in UNAVAILABLE:
-        app.add_exception_handler(kind, _on_unavailable)
-    app.add_exception_handler(Exception, _on_unexpected)
+    for kind in MAYBE_UNAVAILABLE:
+        app.add_exception_handler(kind, _on_maybe_unavailable)
+    # No handler for Exception: Starlette would run it in ServerErrorMiddleware, which re-raises
+    # after the 500 (a second traceback from the server, the keep-alive connection closed).
+    # `floodgate.web.unhandled.UnhandledErrorMiddleware` answers those instead.
