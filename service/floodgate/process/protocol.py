@@ -16,7 +16,11 @@ import asyncio
 from typing import ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from floodgate.web.problem_body import PROBLEM_JSON, problem_body
 
@@ -47,6 +51,7 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     _head_began: float | None = None
     _head_timer: asyncio.TimerHandle | None = None
     _rejection: bytes | None = None
+    _earlier_cycles: tuple[RequestResponseCycle, ...] | list[RequestResponseCycle] = ()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -60,6 +65,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        # uvicorn marks only the newest cycle disconnected; an earlier pipelined one still running
+        # would write into the closed transport (uvloop raises, and a traceback is logged).
+        for cycle in self._earlier_cycles:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -123,13 +134,24 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_began = None
         self._head_raw = 0
+        previous = self.cycle
         super().on_headers_complete()
+        if previous is not None and not previous.response_complete:
+            # Pipelining (rare): remember the unfinished earlier cycle for `connection_lost`.
+            self._earlier_cycles = [
+                c for c in (*self._earlier_cycles, previous) if not c.response_complete
+            ]
 
     def _head_deadline(self) -> None:
         self._head_timer = None
         began = self._head_began
         if began is None or self.transport.is_closing():
             return  # no head in progress: the next on_message_begin re-arms
+        if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
+            # A pipelined head waits while earlier requests are answered (reading is paused when
+            # the client does not read them): its clock starts again once the server is idle.
+            # Closing now would cut a response mid-write.
+            began = self._head_began = self.loop.time()
         deadline = began + self.header_timeout_s
         if self.loop.time() >= deadline:
             self.transport.close()

@@ -26,6 +26,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # would rewrite scope["client"] before the rate limiter sees the real peer.
         "proxy_headers": False,
         "forwarded_allow_ips": "",
+        # No websocket routes: an Upgrade request is plain HTTP, not a bare text/plain 403.
+        "ws": "none",
     }
 
 
