@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+import pytest
 from tests.support.builders import create_message, create_user, random_email, user_payload
 
 
@@ -104,3 +107,87 @@ async def test_user_list_offset_pages(client: httpx.AsyncClient) -> None:
     assert first["meta"] == {"total": 7, "pages": 3, "current": 1}
     assert [u["id"] for u in last["items"]] == ids[6:]
     assert beyond == {"items": [], "meta": {"total": 7, "pages": 3, "current": 9}}
+
+
+# The email identity policy (docs/email-identity.md): one address, whatever the spelling.
+SPELLINGS_OF_ONE_ADDRESS = {
+    "nfc-vs-nfd-local": ("jos\u00e9@example.com", "jose\u0301@example.com"),
+    "nfc-vs-nfd-domain": ("x@caf\u00e9.example", "x@cafe\u0301.example"),
+    "u-label-vs-a-label": ("x@例え.jp", "x@xn--r8jz45g.jp"),
+    "a-label-case": ("x@xn--r8jz45g.jp", "X@XN--R8JZ45G.JP"),
+    "unicode-case": ("élodie@exemple.fr", "ÉLODIE@EXEMPLE.FR"),
+    "ideographic-full-stop": ("x@例え.jp", "x@例え。jp"),
+    "surrounding-space": ("ada@example.com", " ada@example.com "),
+}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    list(SPELLINGS_OF_ONE_ADDRESS.values()),
+    ids=list(SPELLINGS_OF_ONE_ADDRESS),
+)
+async def test_another_spelling_of_a_taken_email_conflicts(
+    client: httpx.AsyncClient, first: str, second: str
+) -> None:
+    created = await create_user(client, email=first)
+    duplicate = await client.post("/api/v1/users", json=user_payload(email=second))
+    assert duplicate.status_code == 409, duplicate.text
+    assert duplicate.headers["content-type"] == "application/problem+json"
+    assert created["email"] in duplicate.json()["detail"]
+    other = await create_user(client)
+    patched = await client.patch(f"/api/v1/users/{other['id']}", json={"email": second})
+    assert patched.status_code == 409, patched.text
+    assert patched.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_stored_form_is_returned(client: httpx.AsyncClient) -> None:
+    created = await create_user(client, email=" Jose\u0301@XN--R8JZ45G.JP ")
+    assert created["email"] == "jos\u00e9@例え.jp"
+    patched = await client.patch(f"/api/v1/users/{created['id']}", json={"email": "A@B.CO"})
+    assert patched.json()["email"] == "a@b.co"
+
+
+REFUSED_EMAILS = {
+    "fullwidth-local": "\uff41\uff44\uff41@example.com",
+    "fullwidth-domain": "ada@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",
+    "ligature": "\ufb01nance@example.com",
+    "local-65-octets": "a" * 65 + "@example.com",
+    "local-66-octets-in-33-chars": "\u00e9" * 33 + "@example.com",
+    "quoted-local": '"ada lovelace"@example.com',
+    "ip-literal": "ada@[127.0.0.1]",
+    "display-name": "Ada <ada@example.com>",
+    "nul": "ada\u0000@example.com",
+}
+
+
+@pytest.mark.parametrize("email", list(REFUSED_EMAILS.values()), ids=list(REFUSED_EMAILS))
+async def test_refused_email_is_422_problem(client: httpx.AsyncClient, email: str) -> None:
+    for response in (
+        await client.post("/api/v1/users", json=user_payload(email=email)),
+        await client.patch(
+            f"/api/v1/users/{(await create_user(client))['id']}", json={"email": email}
+        ),
+    ):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["errors"][0]["loc"] == ["body", "email"]
+        assert problem["errors"][0]["msg"].startswith("Value error, value is not a valid email")
+
+
+async def test_plus_tags_and_dots_are_distinct_addresses(client: httpx.AsyncClient) -> None:
+    for email in ("ada@gmail.com", "a.da@gmail.com", "ada+news@gmail.com"):
+        await create_user(client, email=email)
+
+
+async def test_concurrent_creates_of_one_address_make_one_user(
+    client: httpx.AsyncClient,
+) -> None:
+    spellings = ["Ze\u0301@Example.com", "z\u00e9@example.COM", " ZÉ@EXAMPLE.COM"] * 4
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/users", json=user_payload(email=e)) for e in spellings)
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [409] * (len(spellings) - 1), [r.text for r in responses]
+    listed = (await client.get("/api/v1/users", params={"per_page": 50})).json()
+    assert [u["email"] for u in listed["items"]] == ["z\u00e9@example.com"]
