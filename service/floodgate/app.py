@@ -25,8 +25,11 @@ from floodgate.telemetry import (  # telemetry
 from floodgate.web.health import Probe, ReadinessCheck, database_probe
 from floodgate.web.health import router as health_router
 from floodgate.web.http_guard import RequestGuardMiddleware
+from floodgate.web.methods import install_methods
+from floodgate.web.openapi import install_openapi
 from floodgate.web.pagination import CursorCodec
 from floodgate.web.problems import install_problem_handlers
+from floodgate.web.unhandled import UnhandledErrorMiddleware
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:
@@ -96,7 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(build_router())
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_methods(app)  # full Allow on 405, OPTIONS, relative trailing-slash redirects
+    install_openapi(app, settings)  # the document states the served statuses and maximums
+    app.add_middleware(
+        RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes
+    )
 
     def current_reader() -> Reader:
         # The direct loaders' reader: the lifespan builds it, after the cached routes exist.
@@ -123,4 +130,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = limiter
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     install_telemetry(app, settings)  # telemetry: last, so its middleware is the outermost
+    app.add_middleware(UnhandledErrorMiddleware)  # outside telemetry, which sees the error
     return app

@@ -1,10 +1,18 @@
-"""Pure-ASGI guard for request bodies: size limit (413) and media type (415), before any parsing."""
+"""Pure-ASGI guard before routing: HEAD answered as GET, body size (413) and media type (415).
+
+The order of refusals: a broken Content-Length (400) and an oversized body (413) before routing (the
+body is never read), then the router's 404/405, then a non-JSON body (415), then validation (422).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from floodgate.web.methods import serves
 from floodgate.web.problem_body import problem_body, problem_headers
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -36,19 +44,48 @@ def _is_json(content_type: bytes) -> bool:
     )
 
 
-class RequestGuardMiddleware:
-    """Rejects bodies over `max_body_bytes` and non-JSON bodies on write methods under `prefix`."""
+async def _head_as_get(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """HEAD wherever GET is routed (RFC 9110 9.3.2): the GET's status and headers, no body.
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, prefix: str = "/api/") -> None:
+    A copy of the scope: the server reads its own scope's method to frame the response.
+    """
+
+    async def bodiless_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    await app({**scope, "method": "GET"}, receive, bodiless_send)
+
+
+class RequestGuardMiddleware:
+    """Rejects bodies over `max_body_bytes` and non-JSON bodies on write methods under `prefix`.
+
+    `routes` (the app's) tell a method the path does not serve, which the router answers 405,
+    from one it does, whose non-JSON body is a 415: looked at only for a request being refused.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        routes: Sequence[BaseRoute] = (),
+        prefix: str = "/api/",
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.routes = routes
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            if scope["type"] == "http" and scope["method"] == "HEAD":
+                await _head_as_get(self.app, scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
-        content_type = b""
+        content_type: bytes | None = None
         declared: int | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -58,11 +95,21 @@ class RequestGuardMiddleware:
                     await _send_problem(send, 400, "Content-Length is not a number")
                     return
             elif name == b"content-type":
+                if content_type is not None:
+                    # A singleton field (RFC 9110): this guard and the JSON reader must not be
+                    # able to read different ones.
+                    await _send_problem(send, 400, "more than one Content-Type field")
+                    return
                 content_type = value
         if declared is not None and declared > self.max_body_bytes:
             await _send_problem(send, 413, f"request body exceeds {self.max_body_bytes} bytes")
             return
-        if scope["path"].startswith(self.prefix) and declared != 0 and not _is_json(content_type):
+        if (
+            scope["path"].startswith(self.prefix)
+            and declared != 0
+            and not _is_json(content_type or b"")
+            and (not self.routes or serves(self.routes, scope))
+        ):
             await _send_problem(send, 415, "request body must be application/json")
             return
 

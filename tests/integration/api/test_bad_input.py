@@ -151,3 +151,115 @@ async def test_empty_cursor_means_first_keyset_page(client: httpx.AsyncClient) -
     response = await client.get("/api/v1/messages", params={"cursor": ""})
     assert response.status_code == 200
     assert response.json()["meta"] == {"next_cursor": None, "limit": 10}
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/api/v1/users", "GET, HEAD, POST, OPTIONS"),
+        ("/api/v1/users/1", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+        ("/api/v1/messages", "GET, HEAD, POST, OPTIONS"),
+        ("/api/v1/messages/abc", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+    ],
+)
+async def test_405_and_options_list_every_method_of_the_path(
+    client: httpx.AsyncClient, path: str, allow: str
+) -> None:
+    for method in ("PUT", "TRACE", "QUERY"):
+        response = await client.request(method, path)
+        assert_problem(response, 405)
+        assert response.headers["allow"] == allow
+    options = await client.options(path)
+    assert options.status_code == 204
+    assert options.headers["allow"] == allow
+    assert options.content == b""
+
+
+async def test_options_on_an_unknown_path_is_404(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.options("/api/v1/nope"), 404)
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        pytest.param(None, {}, id="no-body"),
+        pytest.param(b"", {"content-length": "0"}, id="empty-body"),
+        pytest.param(b"name=x", {"content-type": "application/x-www-form-urlencoded"}, id="form"),
+        pytest.param(b"{}", {"content-type": "text/plain"}, id="text"),
+        pytest.param(b"{}", JSON, id="json"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/users", "/api/v1/users/1", "/api/v1/messages/1"])
+async def test_a_method_the_path_does_not_serve_is_405_before_the_media_type(
+    client: httpx.AsyncClient, path: str, content: bytes | None, headers: dict[str, str]
+) -> None:
+    response = await client.put(path, content=content, headers=headers)
+    assert_problem(response, 405)
+    assert "PUT" not in response.headers["allow"]
+
+
+async def test_a_served_method_with_a_non_json_body_is_still_415(
+    client: httpx.AsyncClient,
+) -> None:
+    user = await create_user(client)
+    response = await client.patch(
+        f"/api/v1/users/{user['id']}", content=b"name=x", headers={"content-type": "text/plain"}
+    )
+    assert_problem(response, 415)
+
+
+async def test_unknown_path_with_a_non_json_body_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/nope", content=b"x", headers={"content-type": "text/plain"}
+    )
+    assert_problem(response, 404)
+
+
+async def test_head_is_get_without_the_body(client: httpx.AsyncClient) -> None:
+    user = await create_user(client)
+    for path in (
+        "/api/v1/users",
+        f"/api/v1/users/{user['id']}",
+        "/api/v1/messages",
+        "/api/v1/messages?limit=5",
+        "/healthz",
+        "/openapi.json",
+    ):
+        get = await client.get(path)
+        head = await client.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == str(len(get.content)), path
+    missing = await client.head("/api/v1/users/999999")
+    assert missing.status_code == 404
+    assert missing.content == b""
+    assert (await client.head("/api/v1/users/0")).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example", "evil.example:8443", "127.0.0.1@evil.example", "user:pw@evil.example"],
+)
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/api/v1/users/", "/api/v1/users"),
+        ("/api/v1/users/?page=2&name=a%20b", "/api/v1/users?page=2&name=a%20b"),
+        ("/api/v1/messages/7/", "/api/v1/messages/7"),
+    ],
+)
+async def test_trailing_slash_redirect_is_relative_whatever_the_host(
+    client: httpx.AsyncClient, host: str, path: str, location: str
+) -> None:
+    response = await client.get(path, headers={"host": host})
+    assert response.status_code == 307
+    assert response.headers["location"] == location
+    assert "evil" not in response.headers["location"]
+
+
+@pytest.mark.parametrize("path", ["//evil.example/", "//evil.example", "/\\evil.example/"])
+async def test_no_redirect_to_another_host(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert "location" not in response.headers

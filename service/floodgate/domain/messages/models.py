@@ -9,6 +9,7 @@ from sqlalchemy import Column, ForeignKey, Index
 from sqlmodel import Field, SQLModel
 
 from floodgate.db.columns import ID_TYPE, UTCDateTime, utcnow
+from floodgate.web.openapi import NON_NULLABLE
 from floodgate.web.types import CleanStr, RowId
 
 MAX_BODY_CHARS = 4000
@@ -47,7 +48,9 @@ class MessageCreate(MessageBase):
 class MessageUpdate(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    body: CleanStr | None = Field(default=None, min_length=1, max_length=MAX_BODY_CHARS)
+    body: CleanStr | None = Field(
+        default=None, min_length=1, max_length=MAX_BODY_CHARS, schema_extra=NON_NULLABLE
+    )
 
     @field_validator("body", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from floodgate.web.deps import (
     SettingsDep,
     WriterDep,
 )
+from floodgate.web.openapi import settings_maximum
 from floodgate.web.pagination import (
     MAX_PAGE,
     CursorMeta,
@@ -32,6 +33,8 @@ from floodgate.web.types import MAX_ID
 
 router = APIRouter(prefix="/messages", tags=["messages"])
 
+# The cap is FLOODGATE_MAX_PAGE_SIZE (resolve_page_size enforces it): the document states it.
+_PAGE_SIZE_MAXIMUM = settings_maximum("max_page_size")
 MessageIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="message id")]
 
 
@@ -66,9 +69,9 @@ async def list_messages(
     codec: CursorCodecDep,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     page: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
-    per_page: Annotated[int | None, Query(ge=1)] = None,
+    per_page: Annotated[int | None, Query(ge=1, json_schema_extra=_PAGE_SIZE_MAXIMUM)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, json_schema_extra=_PAGE_SIZE_MAXIMUM)] = None,
 ) -> Response:
     keyset = cursor is not None or limit is not None
     if keyset and (page is not None or per_page is not None):

@@ -8,6 +8,8 @@ from pydantic import ConfigDict, EmailStr, field_validator
 from sqlmodel import Field, SQLModel
 
 from floodgate.db.columns import ID_TYPE, UTCDateTime, utcnow
+from floodgate.domain.users.emails import Email
+from floodgate.web.openapi import NON_NULLABLE
 from floodgate.web.types import CleanStr
 
 
@@ -26,17 +28,17 @@ class User(UserBase, table=True):
 class UserCreate(UserBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    @field_validator("email")
-    @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
+    email: Email  # the stored form: see floodgate.domain.users.emails
 
 
 class UserUpdate(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    name: CleanStr | None = Field(default=None, min_length=1, max_length=100)
-    email: EmailStr | None = Field(default=None, max_length=254)
+    # Optional but not nullable, in the document too (NON_NULLABLE drops the null branch).
+    name: CleanStr | None = Field(
+        default=None, min_length=1, max_length=100, schema_extra=NON_NULLABLE
+    )
+    email: Email | None = Field(default=None, schema_extra=NON_NULLABLE)
 
     @field_validator("name", "email", mode="before")
     @classmethod
@@ -46,12 +48,11 @@ class UserUpdate(SQLModel):
             raise ValueError("may be omitted but not null")
         return value
 
-    @field_validator("email")
-    @classmethod
-    def _lower(cls, value: str | None) -> str | None:
-        return value.lower() if value is not None else None
-
 
 class UserPublic(UserBase):
+    # Stored addresses keep internationalised domains as U-labels: documented as `idn-email`.
+    email: EmailStr = Field(
+        max_length=254, schema_extra={"json_schema_extra": {"format": "idn-email"}}
+    )
     id: int
     created_at: datetime

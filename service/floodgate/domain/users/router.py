@@ -10,6 +10,7 @@ from floodgate.domain import caching
 from floodgate.domain.users import service
 from floodgate.domain.users.models import UserCreate, UserPublic, UserUpdate
 from floodgate.web.deps import CacheDep, ReaderDep, SessionDep, SettingsDep, WriterDep
+from floodgate.web.openapi import problem_responses, settings_maximum
 from floodgate.web.pagination import MAX_PAGE, OffsetPage, offset_meta, resolve_page_size
 from floodgate.web.responses import json_response
 from floodgate.web.types import MAX_ID, CleanStr
@@ -19,7 +20,12 @@ router = APIRouter(prefix="/users", tags=["users"])
 UserIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="user id")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    responses=problem_responses(409),
+)
 async def create_user(
     user_in: UserCreate,
     writer: WriterDep,
@@ -43,7 +49,9 @@ async def list_users(
         Query(max_length=100, description="case-insensitive substring of the name"),
     ] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
-    per_page: Annotated[int | None, Query(ge=1)] = None,
+    per_page: Annotated[
+        int | None, Query(ge=1, json_schema_extra=settings_maximum("max_page_size"))
+    ] = None,
 ) -> Response:
     size = resolve_page_size(per_page, settings=settings, field="per_page")
     if name:
@@ -64,7 +72,7 @@ async def get_user(user_id: UserIdPath, reader: ReaderDep) -> UserPublic:
     return await service.read_user(reader=reader, user_id=user_id)
 
 
-@router.patch("/{user_id}", response_model=UserPublic)
+@router.patch("/{user_id}", response_model=UserPublic, responses=problem_responses(409))
 async def update_user(
     user_id: UserIdPath, user_in: UserUpdate, session: SessionDep, cache: CacheDep
 ) -> UserPublic:
@@ -73,7 +81,11 @@ async def update_user(
     return UserPublic.model_validate(user)
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    description="Deletes the user and every message they wrote (the messages are then 404).",
+)
 async def delete_user(user_id: UserIdPath, session: SessionDep, cache: CacheDep) -> Response:
     message_ids = await service.delete_user(session=session, user_id=user_id)
     await caching.user_written(cache, user_id=user_id, counted=True, message_ids=message_ids)
