@@ -8,7 +8,8 @@ from pydantic import AfterValidator, Field
 
 # Both backends store ids as signed 64-bit integers; larger values would fail inside the driver.
 MAX_ID = 2**63 - 1
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+# Strict: JSON `true` is not the id 1, nor "1" an integer (pydantic's lax mode reads both).
+RowId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
 
 
 def _no_nul(value: str) -> str:
@@ -18,4 +19,7 @@ def _no_nul(value: str) -> str:
     return value
 
 
-CleanStr = Annotated[str, AfterValidator(_no_nul)]
+# The pattern states the same rule in the OpenAPI document (clients and fuzzers skip NUL).
+CleanStr = Annotated[
+    str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
+]
