@@ -51,29 +51,20 @@ def _by_id(param: str, find: FindById, reader: Callable[[], Reader]) -> DirectLo
     return load
 
 
-def _message_route(direct: DirectLoader | None = None) -> CachedRoute:
+def _row_route(namespace: str, name: str, direct: DirectLoader | None = None) -> CachedRoute:
+    """`GET /api/v1/<namespace>/{<name>_id}`, cached."""
     return CachedRoute(
-        name="message",
-        namespace="messages",
-        path="/api/v1/messages/{message_id}",
-        path_params={"message_id": int},
-        direct=direct,
-    )
-
-
-def _user_route(direct: DirectLoader | None = None) -> CachedRoute:
-    return CachedRoute(
-        name="user",
-        namespace="users",
-        path="/api/v1/users/{user_id}",
-        path_params={"user_id": int},
+        name=name,
+        namespace=namespace,
+        path=f"/api/v1/{namespace}/{{{name}_id}}",
+        path_params={f"{name}_id": int},
         direct=direct,
     )
 
 
 # The declarations writes evict by (`MESSAGE.key(...)`); the served routes add the loaders.
-MESSAGE = _message_route()
-USER = _user_route()
+MESSAGE = _row_route("messages", "message")
+USER = _row_route("users", "user")
 
 
 def routes(reader: Callable[[], Reader]) -> tuple[CachedRoute, ...]:
@@ -83,8 +74,8 @@ def routes(reader: Callable[[], Reader]) -> tuple[CachedRoute, ...]:
     routing, dependency injection and response validation were 40 % of an uncached read's CPU.
     """
     return (
-        _message_route(_by_id("message_id", messages.find_message, reader)),
-        _user_route(_by_id("user_id", users.find_user, reader)),
+        _row_route("messages", "message", _by_id("message_id", messages.find_message, reader)),
+        _row_route("users", "user", _by_id("user_id", users.find_user, reader)),
     )
 
 
