@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Builds the external binaries the k8s tests need (etcd, kube-apiserver, kubectl, helm) from the Go
+# Builds the external binaries the k8s tests need (etcd, the Kubernetes binaries, helm) from the Go
 # module proxy with the ordinary `go` command, caches them per user OUTSIDE the clone keyed by version,
 # and installs them into .tools/bin (gitignored).
 #
 #   scripts/tools.sh               # all tools
-#   scripts/tools.sh helm etcd     # only these (names: etcd kube-apiserver kubectl helm)
+#   scripts/tools.sh helm etcd     # only these (names: etcd helm and the KUBE_BINARIES below)
 #
 # Cache layout: ${XDG_CACHE_HOME:-$HOME/.cache}/floodgate/tools/<name>-<version>/<name>
 # A cached binary is never rebuilt; bumping a version below rebuilds that tool only.
@@ -13,8 +13,10 @@ set -euo pipefail
 
 # --- pinned versions -------------------------------------------------------------------------------
 ETCD_VERSION="v3.6.16"         # go.etcd.io/etcd/server/v3 (kube-apiserver 1.36 needs etcd >= 3.5.11)
-KUBERNETES_VERSION="v1.36.3"   # k8s.io/kubernetes: kube-apiserver + kubectl
+KUBERNETES_VERSION="v1.36.3"   # k8s.io/kubernetes: every binary in KUBE_BINARIES
 HELM_VERSION="v4.3.1"          # helm.sh/helm/v4
+# The control plane and the node of the test cluster (scripts/cluster.sh), all from k8s.io/kubernetes.
+KUBE_BINARIES=(kube-apiserver kubectl kubelet kube-proxy kube-scheduler kube-controller-manager)
 # ---------------------------------------------------------------------------------------------------
 
 # shellcheck source=scripts/lib/go-tools.sh
@@ -27,41 +29,6 @@ go_minor="${go_version#go1.}"
 go_minor="${go_minor%%[!0-9]*}"
 ((go_minor >= MIN_GO_MINOR)) || die "$go_version is too old: these modules need go >= 1.$MIN_GO_MINOR"
 mkdir -p "$BIN_DIR" "$CACHE_ROOT"
-
-cached_path() { printf '%s/%s-%s/%s' "$CACHE_ROOT" "$1" "$2" "$1"; }
-
-install_bin() { # name version
-    local src
-    src="$(cached_path "$1" "$2")"
-    ln -sfn "$src" "$BIN_DIR/$1"
-    log "$1 $2 -> .tools/bin/$1 ($(du -h "$src" | cut -f1))"
-}
-
-elapsed() { # start-seconds
-    local s=$((SECONDS - $1))
-    printf '%dm%02ds' $((s / 60)) $((s % 60))
-}
-
-new_workdir() {
-    mktemp -d "${TMPDIR:-/tmp}/floodgate-tools.XXXXXX"
-}
-
-# Runs a go command with its chatter in $WORK_LOG; on failure shows the tail and keeps the work dir.
-quiet() {
-    if ! "$@" >>"$WORK_LOG" 2>&1; then
-        tail -n 60 "$WORK_LOG" >&2
-        die "failed: $* (full log: $WORK_LOG)"
-    fi
-}
-
-# Moves a freshly built binary into the cache atomically (a half-written binary is never cached).
-store() { # name version built-file
-    local dest_dir
-    dest_dir="$(dirname "$(cached_path "$1" "$2")")"
-    mkdir -p "$dest_dir"
-    mv -f "$3" "$dest_dir/.$1.tmp"
-    mv -f "$dest_dir/.$1.tmp" "$dest_dir/$1"
-}
 
 build_etcd() {
     local v="$ETCD_VERSION" work start
@@ -83,16 +50,22 @@ build_etcd() {
     log "etcd $v build took $(elapsed "$start")"
 }
 
-build_kubernetes() { # builds kube-apiserver and kubectl from one module
+# Builds every Kubernetes binary not yet cached, from one module in ONE `go build`: the packages they
+# share (client-go, apimachinery, the api types) compile once and the links run in parallel.
+build_kubernetes() {
     local v="$KUBERNETES_VERSION" work start gomod info staging major minor date ldflags name
-    local -a replaces=()
+    local -a replaces=() missing=() pkgs=()
+    for name in "${KUBE_BINARIES[@]}"; do
+        [[ -x "$(cached_path "$name" "$v")" ]] || missing+=("$name")
+    done
+    ((${#missing[@]} > 0)) || return 0
     start=$SECONDS
     work="$(new_workdir)"
     major="${v#v}"; major="${major%%.*}"
     minor="${v#v*.}"; minor="${minor%%.*}"
     # Staging modules are published as v0.<minor>.<patch> for kubernetes v1.<minor>.<patch>.
     staging="v0.${v#v*.}"
-    log "building kube-apiserver + kubectl $v (not cached; staging modules at $staging) in $work"
+    log "building ${missing[*]} $v (not cached; staging modules at $staging) in $work"
     info="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$v")" ||
         die "could not download k8s.io/kubernetes@$v"
     gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")"
@@ -121,17 +94,13 @@ build_kubernetes() { # builds kube-apiserver and kubectl from one module
             grep '^godebug ' "$gomod" >>go.mod
         fi
         quiet go get "k8s.io/kubernetes@$v"
-        for name in kube-apiserver kubectl; do
-            local t=$SECONDS
-            quiet go build -mod=mod -p "$BUILD_PARALLELISM" -trimpath -ldflags "$ldflags" \
-                -o "$work/$name" "k8s.io/kubernetes/cmd/$name"
-            log "$name built in $(elapsed "$t")"
-        done
+        for name in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
+        mkdir -p "$work/out"
+        quiet go build -mod=mod -p "$BUILD_PARALLELISM" -trimpath -ldflags "$ldflags" -o "$work/out/" "${pkgs[@]}"
     )
-    store kube-apiserver "$v" "$work/kube-apiserver"
-    store kubectl "$v" "$work/kubectl"
+    for name in "${missing[@]}"; do store "$name" "$v" "$work/out/$name"; done
     rm -rf "$work"
-    log "kube-apiserver + kubectl $v build took $(elapsed "$start")"
+    log "${missing[*]} $v build took $(elapsed "$start")"
 }
 
 build_helm() {
@@ -153,23 +122,6 @@ build_helm() {
     log "helm $v build took $(elapsed "$start")"
 }
 
-ensure() { # name version builder
-    if [[ ! -x "$(cached_path "$1" "$2")" ]]; then
-        # Several clones / CI runs may call this at once: one build per builder+version at a time,
-        # and whoever waited finds the binary cached afterwards.
-        exec 9>"$CACHE_ROOT/.lock-$3-$2"
-        if command -v flock >/dev/null 2>&1; then flock 9; fi
-        if [[ ! -x "$(cached_path "$1" "$2")" ]]; then
-            "$3"
-            [[ -x "$(cached_path "$1" "$2")" ]] || die "$1 $2 was not built"
-        fi
-        exec 9>&-
-    else
-        log "$1 $2 cached"
-    fi
-    install_bin "$1" "$2"
-}
-
 selected=("$@")
 is_selected() {
     ((${#selected[@]} == 0)) && return 0
@@ -178,12 +130,14 @@ is_selected() {
     return 1
 }
 
+is_kube() { local k; for k in "${KUBE_BINARIES[@]}"; do [[ "$k" == "$1" ]] && return 0; done; return 1; }
 for s in "${selected[@]}"; do
-    case "$s" in etcd | kube-apiserver | kubectl | helm) ;; *) die "unknown tool '$s'" ;; esac
+    case "$s" in etcd | helm) ;; *) is_kube "$s" || die "unknown tool '$s'" ;; esac
 done
 
-if is_selected kube-apiserver; then ensure kube-apiserver "$KUBERNETES_VERSION" build_kubernetes; fi
-if is_selected kubectl; then ensure kubectl "$KUBERNETES_VERSION" build_kubernetes; fi
+for name in "${KUBE_BINARIES[@]}"; do
+    if is_selected "$name"; then ensure "$name" "$KUBERNETES_VERSION" build_kubernetes; fi
+done
 if is_selected etcd; then ensure etcd "$ETCD_VERSION" build_etcd; fi
 if is_selected helm; then ensure helm "$HELM_VERSION" build_helm; fi
 log "tools ready in .tools/bin"
