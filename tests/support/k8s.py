@@ -15,7 +15,6 @@ import atexit
 import base64
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +27,9 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from scripts.cluster.node import client_env, kubeconfig
+from scripts.cluster.pki import Authority, KeyPair, PkiError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
@@ -70,30 +72,6 @@ def _b64(path: Path) -> str:
 # --------------------------------------------------------------------------------------- PKI
 
 
-_OPENSSL_CONFIG = """\
-[ req ]
-distinguished_name = dn
-prompt = no
-[ dn ]
-CN = unused
-[ ca ]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign, digitalSignature
-subjectKeyIdentifier = hash
-[ server ]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = {server_sans}
-authorityKeyIdentifier = keyid
-[ client ]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-authorityKeyIdentifier = keyid
-"""
-
-
 @dataclass(frozen=True)
 class Pki:
     """Files of the throwaway PKI (all PEM)."""
@@ -108,20 +86,8 @@ class Pki:
     sa_pub: Path  # its public key: verifies them
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise ControlPlaneError("openssl not found (Debian package 'openssl')")
-    proc = subprocess.run(
-        [openssl, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
-    )
-    if proc.returncode != 0:
-        raise ControlPlaneError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
-
-
 def make_pki(directory: Path, server_sans: Sequence[str] | None = None) -> Pki:
     """CA, apiserver serving cert, admin client cert (O=system:masters), service-account keypair."""
-    directory.mkdir(parents=True, exist_ok=True)
     sans = server_sans or [
         f"IP:{LOOPBACK}",
         "DNS:localhost",
@@ -131,43 +97,22 @@ def make_pki(directory: Path, server_sans: Sequence[str] | None = None) -> Pki:
         "DNS:kubernetes.default.svc",
         "DNS:kubernetes.default.svc.cluster.local",
     ]
-    config = directory / "openssl.cnf"
-    config.write_text(_OPENSSL_CONFIG.format(server_sans=", ".join(sans)))
-    d = directory
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    _openssl(
-        "req", "-x509", *ec, "-config", str(config), "-extensions", "ca",
-        "-subj", "/CN=floodgate-test-ca", "-days", "2",
-        "-keyout", "ca.key", "-out", "ca.crt", cwd=d,
-    )  # fmt: skip
-    for name, subject, extensions in (
-        ("apiserver", "/CN=kube-apiserver", "server"),
-        ("admin", "/O=system:masters/CN=admin", "client"),
-    ):
-        _openssl(
-            "req", "-new", *ec, "-config", str(config), "-subj", subject,
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d,
-        )  # fmt: skip
-        _openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-set_serial", str(secrets.randbits(63)), "-days", "2", "-sha256",
-            "-extfile", str(config), "-extensions", extensions, "-out", f"{name}.crt", cwd=d,
-        )  # fmt: skip
-    _openssl(
-        "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key", cwd=d
-    )
-    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
-    for key in d.glob("*.key"):
-        key.chmod(0o600)
+    try:
+        ca = Authority(directory)
+        serving = ca.issue("apiserver", "/CN=kube-apiserver", sans)
+        admin = ca.issue("admin", "/O=system:masters/CN=admin")
+        sa = ca.service_account_keys()
+    except PkiError as exc:
+        raise ControlPlaneError(str(exc)) from exc
     return Pki(
-        ca_cert=d / "ca.crt",
-        ca_key=d / "ca.key",
-        serving_cert=d / "apiserver.crt",
-        serving_key=d / "apiserver.key",
-        admin_cert=d / "admin.crt",
-        admin_key=d / "admin.key",
-        sa_key=d / "sa.key",
-        sa_pub=d / "sa.pub",
+        ca_cert=ca.ca.cert,
+        ca_key=ca.ca.key,
+        serving_cert=serving.cert,
+        serving_key=serving.key,
+        admin_cert=admin.cert,
+        admin_key=admin.key,
+        sa_key=sa.key,
+        sa_pub=sa.cert,
     )
 
 
@@ -405,55 +350,14 @@ class ControlPlane:
     # -------------------------------------------------------------- clients
 
     def _write_kubeconfig(self) -> Path:
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "floodgate-test",
-                    "cluster": {
-                        "server": self.server,
-                        "certificate-authority-data": _b64(self.pki.ca_cert),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": "admin",
-                    "user": {
-                        "client-certificate-data": _b64(self.pki.admin_cert),
-                        "client-key-data": _b64(self.pki.admin_key),
-                    },
-                }
-            ],
-            "contexts": [
-                {
-                    "name": "floodgate-test",
-                    "context": {"cluster": "floodgate-test", "user": "admin"},
-                }
-            ],
-            "current-context": "floodgate-test",
-            "preferences": {},
-        }
-        path = self.workdir / "kubeconfig"
-        path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML for kubectl/helm
-        path.chmod(0o600)
-        return path
+        admin = KeyPair(self.pki.admin_cert, self.pki.admin_key)
+        return kubeconfig(
+            self.workdir / "kubeconfig", self.server, self.pki.ca_cert, "admin", admin
+        )
 
     def client_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for kubectl/helm: this kubeconfig, caches and helm homes in the temp dir."""
-        home = self.workdir / "home"
-        env = dict(os.environ)
-        env.update(
-            KUBECONFIG=str(self.kubeconfig),
-            KUBECACHEDIR=str(home / "kube-cache"),
-            HELM_CACHE_HOME=str(home / "helm" / "cache"),
-            HELM_CONFIG_HOME=str(home / "helm" / "config"),
-            HELM_DATA_HOME=str(home / "helm" / "data"),
-        )
-        if extra:
-            env.update(extra)
-        return env
+        return {**client_env(self.kubeconfig, self.workdir / "home"), **(extra or {})}
 
     def _run(
         self, binary: str, args: Sequence[str], input: str | None, timeout: float
