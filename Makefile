@@ -9,7 +9,8 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: help venv run test test-unit lint fmt generate bench bench-quick tools services clean
+.PHONY: help venv run test test-unit lint fmt generate bench bench-quick tools services clean \
+	cluster cluster-install cluster-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,12 +27,14 @@ run: venv  ## serve the API on http://127.0.0.1:8000 (SQLite, in-memory cache an
 	.venv/bin/floodgate migrate
 	.venv/bin/floodgate serve --host 127.0.0.1 --port 8000
 
-services:  ## install PostgreSQL, Redis and Prometheus from Debian if missing (tests start their own)
+services:  ## install PostgreSQL, Redis, Prometheus and the cluster's packages from Debian if missing
 	scripts/ensure-services.sh
 	scripts/ensure-prometheus.sh
+	scripts/ensure-cluster-packages.sh
 
-tools: venv  ## build helm, kubectl, kube-apiserver, etcd, jaeger, skaffold into .tools/ (cached per user)
+tools: venv  ## build the Kubernetes binaries, etcd, helm, containerd, coredns, jaeger, skaffold into .tools/ (cached per user)
 	scripts/tools.sh
+	scripts/tools-cluster.sh
 	scripts/tools-jaeger.sh
 	scripts/tools-skaffold.sh
 
@@ -64,6 +67,15 @@ bench: venv  ## benchmark suite: anchors vs Floodgate → bench/results/latest.{
 bench-quick: venv  ## benchmark smoke run (< 2 min, noisy figures, no thresholds): bench/results/quick.*
 	bench/setup.sh
 	$(PY) -m bench.run --quick
+
+cluster: venv services tools  ## a real one-node Kubernetes cluster on this machine (root); last line: export KUBECONFIG=…
+	.venv/bin/python -m scripts.cluster up
+
+cluster-install: cluster  ## build and push the images, helm install the chart + k8s/dev/ into namespace floodgate; last line: the API's URL
+	.venv/bin/python -m scripts.cluster install
+
+cluster-down: venv  ## remove everything the cluster made (processes, bridge, iptables chains, cgroups, mounts)
+	.venv/bin/python -m scripts.cluster down
 
 clean:  ## remove the virtualenv and local data (keeps the per-user tool cache)
 	rm -rf .venv .tools/uv floodgate.db

@@ -1,0 +1,1 @@
+"""Tests on a real single-node cluster (scripts/cluster): real pods, real Services."""
