@@ -4,6 +4,7 @@
 # and links them into .tools/bin (gitignored):
 #
 #   containerd, ctr, containerd-shim-runc-v2   github.com/containerd/containerd/v2 (one `go build`)
+#   metrics-server                             sigs.k8s.io/metrics-server (the HPA's resource metrics)
 #   coredns                                    github.com/coredns/coredns, with only the plugins the
 #                                              cluster's Corefile uses: no `forward`, so the cluster DNS
 #                                              cannot send a query off the machine even if misconfigured
@@ -16,6 +17,7 @@ set -euo pipefail
 # --- pinned versions -------------------------------------------------------------------------------
 CONTAINERD_VERSION="v2.4.2" # kubelet 1.36 needs containerd >= 2.0 (1.x support ended with 1.35)
 COREDNS_VERSION="v1.14.7"
+METRICS_SERVER_VERSION="v0.8.0" # its manifests/base ship in the module: the harness applies them
 # The Corefile (scripts/cluster/Corefile) may use only these directives.
 COREDNS_PLUGINS=(errors health ready kubernetes cache loadbalance log metrics)
 # ---------------------------------------------------------------------------------------------------
@@ -73,6 +75,23 @@ build_coredns() {
     log "coredns $v build took $(elapsed "$start")"
 }
 
+build_metrics_server() {
+    local v="$METRICS_SERVER_VERSION" work start m=sigs.k8s.io/metrics-server
+    start=$SECONDS
+    work="$(new_workdir)"
+    log "building metrics-server $v (not cached) in $work"
+    (
+        cd "$work"
+        WORK_LOG="$work/build.log"
+        quiet env GOBIN="$work" go install -p "$BUILD_PARALLELISM" -trimpath \
+            -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$v" "$m/cmd/metrics-server@$v"
+    )
+    store metrics-server "$v" "$work/metrics-server"
+    rm -rf "$work"
+    log "metrics-server $v build took $(elapsed "$start")"
+}
+
 for name in containerd ctr containerd-shim-runc-v2; do ensure "$name" "$CONTAINERD_VERSION" build_containerd; done
 ensure coredns "$COREDNS_VERSION" build_coredns
+ensure metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
 log "cluster tools ready in .tools/bin"

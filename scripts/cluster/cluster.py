@@ -49,6 +49,7 @@ REQUIRED_TOOLS = (
     "containerd",
     "containerd-shim-runc-v2",
     "coredns",
+    "metrics-server",
 )
 REQUIRED_HOST = (
     "runc",
@@ -429,6 +430,17 @@ class Cluster:
             )  # fmt: skip
 
         self._step("dns", dns)
+
+        def metrics() -> None:
+            # Not waited for: the HPA tests wait for the metrics API themselves.
+            version = images.pinned_version("tools-cluster.sh", "METRICS_SERVER_VERSION")
+            manifest = node.metrics_server_manifest(
+                st.data["node_images"]["metrics-server"],
+                images.module_dir("sigs.k8s.io/metrics-server", version),
+            )
+            self.kubectl("apply", "-f", "-", input=manifest, check=True)
+
+        self._step("metrics-server", metrics)
 
     def _spawn(
         self, st: State, name: str, argv: Sequence[str], env: dict[str, str] | None = None

@@ -3,7 +3,7 @@ public registry), cached per user, and pushed to the cluster's loopback registry
 
   pause        the sandbox image: Kubernetes' own pause.c
                (from the k8s.io/kubernetes module), static
-  coredns      the binary scripts/tools-cluster.sh built, on an empty base
+  coredns, metrics-server   the binaries scripts/tools-cluster.sh built, on an empty base
   python base  mmdebstrap --variant=apt with python3/venv/pip, EXTERNALLY-MANAGED removed: stands in
                for python:3.11-slim-bookworm as service/Dockerfile's PYTHON_IMAGE
   redis        Debian's redis-server (the chart's sidecar and shared Redis; k8s/dev/redis.yaml)
@@ -207,23 +207,30 @@ def ensure_base(podman: Podman, base: Base) -> str:
     return base.ref
 
 
-def kubernetes_version() -> str:
-    for line in (c.REPO_ROOT / "scripts" / "tools.sh").read_text().splitlines():
-        if line.startswith("KUBERNETES_VERSION="):
+def pinned_version(script: str, variable: str) -> str:
+    """A version pinned in one of the tool scripts (`VARIABLE="v1.2.3"`): one place to bump."""
+    for line in (c.REPO_ROOT / "scripts" / script).read_text().splitlines():
+        if line.startswith(f"{variable}="):
             return line.split('"')[1]
-    raise ImageError("KUBERNETES_VERSION not found in scripts/tools.sh")
+    raise ImageError(f"{variable} not found in scripts/{script}")
 
 
-def pause_binary(out: Path) -> None:
-    """Kubernetes' pause.c, compiled static (the source registry.k8s.io/pause is built from)."""
+def module_dir(module: str, version: str) -> Path:
+    """The module's source in the Go module cache (downloaded from the proxy if missing)."""
     info = subprocess.run(
-        ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{kubernetes_version()}"],
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
         capture_output=True,
         text=True,
         check=True,
         cwd=tempfile.gettempdir(),
     )
-    source = Path(json.loads(info.stdout)["Dir"]) / "build" / "pause" / "linux" / "pause.c"
+    return Path(json.loads(info.stdout)["Dir"])
+
+
+def pause_binary(out: Path) -> None:
+    """Kubernetes' pause.c, compiled static (the source registry.k8s.io/pause is built from)."""
+    kubernetes = module_dir("k8s.io/kubernetes", pinned_version("tools.sh", "KUBERNETES_VERSION"))
+    source = kubernetes / "build" / "pause" / "linux" / "pause.c"
     version = f'-DVERSION="{c.PAUSE_TAG}"'
     subprocess.run(["gcc", "-Os", "-static", version, "-o", str(out), str(source)], check=True)
     subprocess.run(["strip", str(out)], check=True)
@@ -252,15 +259,16 @@ class _Builder:
             self.podman.build(ref, recipe, ctx)
         return ref
 
-    def coredns(self) -> str:
-        binary = (c.TOOLS_BIN / "coredns").resolve()
-        ref = f"localhost/floodgate/coredns:{binary.parent.name.removeprefix('coredns-')}"
+    def static_binary(self, name: str, uid: int = 65534) -> str:
+        """A Go binary from .tools/bin on an empty base, tagged with the version it was built at."""
+        binary = (c.TOOLS_BIN / name).resolve()
+        ref = f"localhost/floodgate/{name}:{binary.parent.name.removeprefix(name + '-')}"
         if not self.podman.exists(ref):
-            ctx = self._context("coredns")
-            (ctx / "coredns").write_bytes(binary.read_bytes())
-            (ctx / "coredns").chmod(0o755)
+            ctx = self._context(name)
+            (ctx / name).write_bytes(binary.read_bytes())
+            (ctx / name).chmod(0o755)
             recipe = (
-                'FROM scratch\nCOPY coredns /coredns\nUSER 65534:65534\nENTRYPOINT ["/coredns"]\n'
+                f'FROM scratch\nCOPY {name} /{name}\nUSER {uid}:{uid}\nENTRYPOINT ["/{name}"]\n'
             )
             self.podman.build(ref, recipe, ctx)
         return ref
@@ -310,10 +318,16 @@ def _timed(builders: dict[str, Callable[[], str]]) -> tuple[dict[str, str], dict
 
 
 def build_node_images(log: Path) -> tuple[dict[str, str], dict[str, float]]:
-    """The images the node itself needs (the sandbox, the cluster DNS): {role: local ref}."""
+    """The images of the node and its add-ons (sandbox, DNS, metrics): {role: local ref}."""
     with tempfile.TemporaryDirectory(prefix="floodgate-images-") as tmp:
         b = _Builder(Podman(log), Path(tmp))
-        return _timed({"pause": b.pause, "coredns": b.coredns})
+        return _timed(
+            {
+                "pause": b.pause,
+                "coredns": lambda: b.static_binary("coredns"),
+                "metrics-server": lambda: b.static_binary("metrics-server", uid=1000),
+            }
+        )
 
 
 def build_app_images(log: Path, floodgate_tag: str) -> tuple[dict[str, str], dict[str, float]]:

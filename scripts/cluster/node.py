@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 from pathlib import Path
+
+import yaml
 
 from scripts.cluster import config as c
 from scripts.cluster.config import Layout
@@ -361,4 +364,35 @@ def coredns_manifest(image: str) -> str:
             },
         },
     ]
+    return "\n---\n".join(json.dumps(d) for d in docs)
+
+
+def metrics_server_manifest(image: str, module_dir: Path) -> str:
+    """metrics-server's own manifests (manifests/base in its module), with the local image and the
+    kubelet's serving certificate verified against the cluster CA (no --kubelet-insecure-tls)."""
+    rendered = subprocess.run(
+        [str(c.TOOLS_BIN / "kubectl"), "kustomize", str(module_dir / "manifests" / "base")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        container["image"] = image
+        container["args"] = [
+            a for a in container["args"] if not a.startswith("--kubelet-preferred-address-types")
+        ] + [
+            "--kubelet-preferred-address-types=InternalIP",
+            "--kubelet-certificate-authority=/ca/ca.crt",
+        ]
+        container["resources"]["requests"] = {"cpu": "20m", "memory": "64Mi"}
+        container["volumeMounts"].append(
+            {"name": "cluster-ca", "mountPath": "/ca", "readOnly": True}
+        )
+        pod["volumes"].append({"name": "cluster-ca", "configMap": {"name": "kube-root-ca.crt"}})
     return "\n---\n".join(json.dumps(d) for d in docs)

@@ -40,6 +40,7 @@ class Load:
         max_seconds: float = 240.0,
         max_requests: int = 200_000,
         expect: frozenset[int] = frozenset({200}),
+        pause: float = 0.0,  # seconds each thread waits between requests (a light, steady load)
     ) -> None:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "", parts.port or 80
@@ -47,6 +48,7 @@ class Load:
         self.expect = expect
         self.max_seconds = max_seconds
         self.max_requests = max_requests
+        self.pause = pause
         self.outcome = Outcome()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -79,6 +81,8 @@ class Load:
                 if self.outcome.requests >= self.max_requests:
                     return
                 self.outcome.requests += 1
+            if self.pause:
+                self._stop.wait(self.pause)
             path = self.paths[i % len(self.paths)]
             i += 1
             problem = self._one(path)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from scripts.cluster import host
 from scripts.cluster.cluster import Cluster
-from scripts.cluster.install import NAMESPACE, RELEASE, Installed
+from scripts.cluster.install import CHART, NAMESPACE, RELEASE, Installed
 
 from tests.cluster.load import Load
 
@@ -310,7 +310,7 @@ def test_rolling_update_and_pod_deletion_fail_no_request(
         time.sleep(3)
         t = time.monotonic()
         upgraded = cluster.helm(
-            "upgrade", RELEASE, "helm/floodgate", "-n", NAMESPACE, "--reuse-values",
+            "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
             "--set-string", f"api.podAnnotations.rolled={int(time.time())}",
             "--wait", "--timeout=300s",
             timeout=400,
