@@ -5,6 +5,7 @@
 #
 #   containerd, ctr, containerd-shim-runc-v2   github.com/containerd/containerd/v2 (one `go build`)
 #   metrics-server                             sigs.k8s.io/metrics-server (the HPA's resource metrics)
+#   kube-state-metrics                         k8s.io/kube-state-metrics/v2 (the dashboards' kube_* series)
 #   coredns                                    github.com/coredns/coredns, with only the plugins the
 #                                              cluster's Corefile uses: no `forward`, so the cluster DNS
 #                                              cannot send a query off the machine even if misconfigured
@@ -18,6 +19,7 @@ set -euo pipefail
 CONTAINERD_VERSION="v2.4.2" # kubelet 1.36 needs containerd >= 2.0 (1.x support ended with 1.35)
 COREDNS_VERSION="v1.14.7"
 METRICS_SERVER_VERSION="v0.8.0" # its manifests/base ship in the module: the harness applies them
+KUBE_STATE_METRICS_VERSION="v2.18.0" # the newest the module proxy serves here (v2.16/v2.17 are refused)
 # The Corefile (scripts/cluster/Corefile) may use only these directives.
 COREDNS_PLUGINS=(errors health ready kubernetes cache loadbalance log metrics)
 # ---------------------------------------------------------------------------------------------------
@@ -91,7 +93,27 @@ build_metrics_server() {
     log "metrics-server $v build took $(elapsed "$start")"
 }
 
+build_kube_state_metrics() {
+    local v="$KUBE_STATE_METRICS_VERSION" work start m=k8s.io/kube-state-metrics/v2
+    start=$SECONDS
+    work="$(new_workdir)"
+    log "building kube-state-metrics $v (not cached) in $work"
+    (
+        cd "$work"
+        WORK_LOG="$work/build.log"
+        # A throwaway module (go install pkg@v asks the proxy for the version list, which it refuses).
+        quiet go mod init floodgate.local/tools/kube-state-metrics
+        quiet go get "$m@$v"
+        quiet go build -mod=mod -p "$BUILD_PARALLELISM" -trimpath \
+            -ldflags "-s -w -X github.com/prometheus/common/version.Version=${v#v}" -o kube-state-metrics "$m"
+    )
+    store kube-state-metrics "$v" "$work/kube-state-metrics"
+    rm -rf "$work"
+    log "kube-state-metrics $v build took $(elapsed "$start")"
+}
+
 for name in containerd ctr containerd-shim-runc-v2; do ensure "$name" "$CONTAINERD_VERSION" build_containerd; done
 ensure coredns "$COREDNS_VERSION" build_coredns
 ensure metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
+ensure kube-state-metrics "$KUBE_STATE_METRICS_VERSION" build_kube_state_metrics
 log "cluster tools ready in .tools/bin"

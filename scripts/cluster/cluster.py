@@ -50,6 +50,7 @@ REQUIRED_TOOLS = (
     "containerd-shim-runc-v2",
     "coredns",
     "metrics-server",
+    "kube-state-metrics",
 )
 REQUIRED_HOST = (
     "runc",

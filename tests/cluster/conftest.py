@@ -30,6 +30,11 @@ def cluster() -> Iterator[Cluster]:
         _unavailable(f"missing {', '.join(missing)}: run `make services tools`")
     cl = Cluster()
     ours = not cl.running()
+    if ours and (cl.state() is not None or cl.layout.root.exists()):
+        # A dead cluster's remains (its bridge, veths, mounts) are not the host's own state:
+        # clear them before taking the snapshot that `down` must restore.
+        problems = cl.down()
+        assert not problems, f"clearing a dead cluster left: {problems}"
     before = _host_snapshot()
     cl.up()
     try:

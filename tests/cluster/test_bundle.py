@@ -2,7 +2,8 @@
 service/Dockerfile, traffic through the Service's ClusterIP, a RateLimitPolicy programmed into real
 pods, a rolling update and a deleted pod under load, and `helm uninstall`.
 
-The tests run in this order (one install shared by all; the last one uninstalls it).
+The tests run in this order, on one install shared by every cluster test; test_uninstall.py (last
+by name) removes it.
 """
 
 from __future__ import annotations
@@ -384,36 +385,3 @@ def test_pods_reach_the_cluster_and_nothing_beyond(cluster: Cluster, installed: 
     assert in_cluster == "open"  # a Service by name: DNS and kube-proxy work from a pod
     assert off_machine != "open"  # the machine's gateway: dropped by FLOODGATE-CLUSTER-FWD
     assert outside_name == "gaierror"  # CoreDNS answers only cluster.local
-
-
-# ------------------------------------------------------------------------------ 5. uninstall
-
-
-NAMESPACED_KINDS = (
-    "deployments,replicasets,pods,services,endpointslices,configmaps,secrets,serviceaccounts,"
-    "roles,rolebindings,poddisruptionbudgets,horizontalpodautoscalers,networkpolicies,jobs"
-)
-
-
-def test_helm_uninstall_leaves_only_the_crd(cluster: Cluster, installed: Installed) -> None:
-    removed = cluster.helm(
-        "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout=180s", timeout=240
-    )
-    assert removed.returncode == 0, removed.stderr
-
-    def leftovers() -> list[str]:
-        found = kget(
-            cluster, "-n", NAMESPACE, NAMESPACED_KINDS, "-l", "app.kubernetes.io/instance=floodgate"
-        )["items"]
-        found += kget(
-            cluster,
-            "clusterroles,clusterrolebindings",
-            "-l",
-            "app.kubernetes.io/instance=floodgate",
-        )["items"]
-        return [f"{o['kind']}/{o['metadata']['name']}" for o in found]
-
-    wait_for("nothing of the release left", lambda: not leftovers(), timeout=120)
-    crd = cluster.kubectl("get", "crd", "ratelimitpolicies.floodgate.dev")
-    assert crd.returncode == 0, "the CRD is documented to stay"
-    print(f"\ncluster results: {json.dumps(RESULTS)}")
