@@ -399,6 +399,9 @@ class Cluster:
                 f"--kubeconfig={lay.etc / 'node.kubeconfig'}", f"--hostname-override={c.NODE_NAME}",
                 f"--node-ip={c.NODE_IP}",
                 f"--root-dir={lay.kubelet}", f"--cert-dir={lay.kubelet / 'pki'}",
+                # cAdvisor's own containerd client (deprecated flag, still honoured): without it
+                # /metrics/cadvisor has only bare cgroups, no namespace/pod/container labels.
+                f"--containerd={lay.containerd_socket}",
             ], env=_node_env())  # fmt: skip
             proxy_conf = node.kube_proxy_config(lay, lay.etc / "kube-proxy.kubeconfig")
             self._spawn(

@@ -163,9 +163,12 @@ class Podman:
 
     def build(self, ref: str, containerfile: str, context: Path) -> None:
         (context / "Containerfile").write_text(containerfile)
+        # No network: these recipes only copy and configure; a RUN step on podman's default
+        # network would leave its cni-podman0 bridge on the host after the build.
         self.run(
-            "build", "--pull=never", "-f", str(context / "Containerfile"), "-t", ref, str(context)
-        )
+            "build", "--pull=never", "--network=none",
+            "-f", str(context / "Containerfile"), "-t", ref, str(context),
+        )  # fmt: skip
 
 
 def _mmdebstrap(base: Base, out: Path, log: Path) -> None:
