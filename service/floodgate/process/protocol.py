@@ -13,7 +13,9 @@ re-armed lazily when it fires, not per request, and header fields are counted, n
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+import copyreg
+from collections.abc import Callable
+from typing import ClassVar, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import (
@@ -167,6 +169,29 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class _Configured(type):
+    """Metaclass of the configured protocols, so they pickle as the call that makes them: a local
+    class cannot be pickled by name, and `serve --reload` (uvicorn's reloader) pickles its config,
+    `http=` included, into the child process it spawns."""
+
+
+def _rebuild(max_header_bytes: int, max_headers: int, header_timeout_s: float) -> _Configured:
+    made = header_limited_protocol(
+        max_header_bytes=max_header_bytes,
+        max_headers=max_headers,
+        header_timeout_s=header_timeout_s,
+    )
+    return cast(_Configured, made)
+
+
+def _reduce(configured: _Configured) -> tuple[Callable[..., _Configured], tuple[int, int, float]]:
+    cls = cast(type[HeaderLimitedProtocol], configured)
+    return _rebuild, (cls.max_header_bytes, cls.max_headers, cls.header_timeout_s)
+
+
+copyreg.pickle(_Configured, _reduce)
+
+
 def header_limited_protocol(
     *, max_header_bytes: int, max_headers: int, header_timeout_s: float
 ) -> type[HeaderLimitedProtocol]:
@@ -176,7 +201,7 @@ def header_limited_protocol(
     )
     too_many = _too_large_response(f"more than {max_headers} header fields")
 
-    class ConfiguredProtocol(HeaderLimitedProtocol):
+    class ConfiguredProtocol(HeaderLimitedProtocol, metaclass=_Configured):
         pass
 
     ConfiguredProtocol.max_header_bytes = max_header_bytes
