@@ -68,7 +68,7 @@ bench-quick: venv  ## benchmark smoke run (< 2 min, noisy figures, no thresholds
 	bench/setup.sh
 	$(PY) -m bench.run --quick
 
-cluster: venv services tools  ## a real one-node Kubernetes cluster on this machine (root); last line: export KUBECONFIG=…
+cluster: venv services tools  ## a real one-node Kubernetes cluster on this machine (root); last line: export KUBECONFIG=… DOCKER_HOST=… (eval it)
 	.venv/bin/python -m scripts.cluster up
 
 cluster-install: cluster  ## build and push the images, helm install the chart + k8s/dev/ into namespace floodgate; last line: the API's URL

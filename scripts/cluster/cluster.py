@@ -31,6 +31,7 @@ DAEMON_ORDER = (
     "etcd",
     "kube-apiserver",
     "registry",
+    "docker-api",
     "kube-controller-manager",
     "kube-scheduler",
     "containerd",
@@ -151,6 +152,24 @@ class Cluster:
         if st is None:
             raise ClusterError("no cluster")
         return str(st.data["registry"])
+
+    @property
+    def docker_host(self) -> str:
+        st = self.state()
+        if st is None:
+            raise ClusterError("no cluster")
+        return str(st.data["docker_host"])
+
+    def exports(self) -> dict[str, str]:
+        """What a shell needs to use this cluster (`up` prints it as one `export` line): kubectl
+        and helm find it, Docker clients build through podman's API, and skaffold (which reads
+        each flag from SKAFFOLD_<FLAG>) pushes to the cluster's plain-HTTP registry."""
+        return {
+            "KUBECONFIG": str(self.kubeconfig),
+            "DOCKER_HOST": self.docker_host,
+            "SKAFFOLD_DEFAULT_REPO": self.registry,
+            "SKAFFOLD_INSECURE_REGISTRY": self.registry,
+        }
 
     # ------------------------------------------------------------------ clients
 
@@ -344,6 +363,20 @@ class Cluster:
             self._wait("registry", deadline, lambda: _http_ok(f"http://127.0.0.1:{port}/v2/"))
 
         self._step("registry", registry)
+
+        def docker_api() -> None:
+            # podman's Docker-compatible API on the harness's own image store: `skaffold` (and any
+            # Docker client) builds and pushes through DOCKER_HOST with no Docker engine.
+            conf = lay.etc / "registries.conf"
+            conf.write_text(images.registries_conf(st.data["registry"]))
+            st.data["docker_host"] = f"unix://{lay.docker_socket}"
+            podman = images.Podman(lay.logs / "images.log")
+            argv = podman.argv("system", "service", "--time=0", st.data["docker_host"])
+            env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": str(conf)}
+            self._spawn(st, "docker-api", argv, env=env)
+            self._wait("docker-api", deadline, lambda: _docker_ping(lay.docker_socket))
+
+        self._step("docker-api", docker_api)
 
         def node_images() -> None:
             built, timings = images.build_node_images(lay.logs / "images.log")
@@ -543,6 +576,19 @@ def _shim_pids(socket_path: Path) -> set[int]:
                 if argv and argv[0].endswith(b"containerd-shim-runc-v2") and needle in argv:
                     found.add(int(entry.name))
     return found
+
+
+def _docker_ping(sock: Path) -> bool:
+    """GET /_ping on a Docker API unix socket."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2)
+            s.connect(str(sock))
+            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status_line = s.recv(64).split(b"\r\n", 1)[0]
+            return status_line.split(b" ")[1:2] == [b"200"]
+    except OSError:
+        return False
 
 
 def _http_ok(url: str, ctx: ssl.SSLContext | None = None) -> bool:

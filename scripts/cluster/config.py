@@ -81,6 +81,10 @@ class Layout:
         return self.root / "containerd" / "containerd.sock"
 
     @property
+    def docker_socket(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
     def kubelet(self) -> Path:
         return self.root / "kubelet"
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -301,6 +302,9 @@ class _Builder:
 
     def floodgate(self, tag: str) -> str:
         python = ensure_base(self.podman, PYTHON_BASE)
+        # Also under the Dockerfile's default base name: a build through the Docker API
+        # (`skaffold build -p podman`) that passes no PYTHON_IMAGE then finds it locally.
+        self.podman.run("tag", python, dockerfile_default_base())
         ref = f"localhost/floodgate/floodgate:{tag}"
         self.podman.run(
             "build", "--pull=never", "--network=host",
@@ -308,6 +312,29 @@ class _Builder:
             "-f", str(c.REPO_ROOT / "service" / "Dockerfile"), "-t", ref, str(c.REPO_ROOT),
         )  # fmt: skip
         return ref
+
+
+def docker_io(name: str) -> str:
+    """A short image name as Docker resolves it: `redis:7` -> `docker.io/library/redis:7`."""
+    first = name.split("/", 1)[0]
+    if "/" in name and ("." in first or ":" in first or first == "localhost"):
+        return name
+    return f"docker.io/{name}" if "/" in name else f"docker.io/library/{name}"
+
+
+def dockerfile_default_base() -> str:
+    """service/Dockerfile's default PYTHON_IMAGE, fully qualified."""
+    text = (c.REPO_ROOT / "service" / "Dockerfile").read_text()
+    found = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    if found is None:
+        raise ImageError("service/Dockerfile has no `ARG PYTHON_IMAGE=` default")
+    return docker_io(found.group(1))
+
+
+def registries_conf(registry: str) -> str:
+    """containers-registries.conf(5) for the Docker API service: the cluster registry is plain
+    HTTP (skaffold pushes through this service, and its push API has no TLS switch)."""
+    return f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n'
 
 
 def _timed(builders: dict[str, Callable[[], str]]) -> tuple[dict[str, str], dict[str, float]]:

@@ -21,7 +21,8 @@ DEV_MANIFESTS = (
     c.REPO_ROOT / "k8s" / "dev" / "postgres.yaml",
     c.REPO_ROOT / "k8s" / "dev" / "redis.yaml",
 )
-# The public images k8s/dev/ names, and the role of the local image that stands in for each.
+# The public images k8s/dev/ and the chart's defaults name, and the role of the local image that
+# stands in for each (a test checks that nothing else is named).
 DEV_IMAGES = {"postgres:17.2-alpine": "postgres", "redis:7.4.2-alpine": "redis"}
 
 
@@ -86,6 +87,8 @@ def dev_manifests(refs: dict[str, str]) -> str:
 
 
 def build_and_push(cluster: Cluster) -> tuple[dict[str, str], dict[str, float]]:
+    if not cluster.running():
+        raise ClusterError("no cluster is running: `make cluster` first")
     logfile = cluster.layout.logs / "images.log"
     built, timings = images.build_app_images(logfile, "build")
     # Content-addressed tags: a rebuilt image gets a new tag, so pods roll and nothing stale is
@@ -99,8 +102,21 @@ def build_and_push(cluster: Cluster) -> tuple[dict[str, str], dict[str, float]]:
         tagged[role] = f"{repository}:id-{image_id}"
     t = time.monotonic()
     pushed = images.push_refs(logfile, tagged, cluster.registry)
+    publish_public_names(podman, built, cluster.registry)
     timings["push"] = round(time.monotonic() - t, 1)
     return pushed, timings
+
+
+def publish_public_names(podman: images.Podman, built: dict[str, str], registry: str) -> list[str]:
+    """Push each stand-in under the public name it replaces (`library/redis:7.4.2-alpine`): the
+    node mirrors docker.io from this registry, so the unmodified manifests `skaffold run` deploys
+    pull them."""
+    published = []
+    for public, role in DEV_IMAGES.items():
+        remote = f"{registry}/library/{public}"
+        podman.run("push", "--tls-verify=false", built[role], f"docker://{remote}")
+        published.append(remote)
+    return published
 
 
 def install(cluster: Cluster, replicas: int = 2, timeout_s: int = 600) -> Installed:

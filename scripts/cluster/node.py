@@ -66,6 +66,19 @@ def client_env(kubeconfig_path: Path, home: Path) -> dict[str, str]:
     return env
 
 
+def registry_hosts(registry: str) -> dict[str, str]:
+    """containerd's hosts.toml per registry name: ours over plain HTTP, and docker.io mirrored by
+    ours, so manifests that name public images (k8s/dev/, the chart's Redis default, what
+    `skaffold run` deploys) pull the stand-ins pushed there under the same names. Only the
+    mirror is listed as a host: nothing is fetched from the real Docker Hub.
+    """
+    plain = f'[host."http://{registry}"]\n  capabilities = ["pull", "resolve"]\n'
+    return {
+        registry: f'server = "http://{registry}"\n\n{plain}',
+        "docker.io": f'server = "http://{registry}"\n\n{plain}',
+    }
+
+
 def containerd_config(layout: Layout, registry: str, sandbox_image: str) -> Path:
     """containerd 2.x (config version 3): CRI with runc from Debian, cgroupfs, our CNI, our
     registry.
@@ -74,12 +87,10 @@ def containerd_config(layout: Layout, registry: str, sandbox_image: str) -> Path
     OOM score below containerd's (without it runc fails with "can't get final child's PID").
     """
     d = layout.containerd
-    certs = d / "certs.d" / registry
-    certs.mkdir(parents=True, exist_ok=True)
-    (certs / "hosts.toml").write_text(
-        f'server = "http://{registry}"\n\n[host."http://{registry}"]\n'
-        '  capabilities = ["pull", "resolve"]\n'
-    )
+    for name, text in registry_hosts(registry).items():
+        certs = d / "certs.d" / name
+        certs.mkdir(parents=True, exist_ok=True)
+        (certs / "hosts.toml").write_text(text)
     text = f"""\
 version = 3
 root = "{d / "root"}"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from scripts.cluster.cluster import Cluster
 from scripts.cluster.install import CHART, NAMESPACE, RELEASE, Installed
+from scripts.cluster.load import Load
 
-from tests.cluster.load import Load
 from tests.cluster.test_bundle import api_pods, http, kget, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -66,7 +66,8 @@ def ready_replicas(cluster: Cluster) -> int:
 
 def policy_ready_pods(cluster: Cluster) -> int | None:
     st = kget(cluster, "-n", NAMESPACE, "ratelimitpolicy", "hpa-watch").get("status", {})
-    return st.get("readyPods")
+    ready = st.get("readyPods")
+    return None if ready is None else int(ready)
 
 
 def hpa(cluster: Cluster) -> dict[str, Any]:

@@ -20,8 +20,7 @@ import pytest
 from scripts.cluster import host
 from scripts.cluster.cluster import Cluster
 from scripts.cluster.install import CHART, NAMESPACE, RELEASE, Installed
-
-from tests.cluster.load import Load
+from scripts.cluster.load import Load
 
 pytestmark = pytest.mark.cluster
 

@@ -26,8 +26,8 @@ from scripts.cluster import config as c
 from scripts.cluster import proc
 from scripts.cluster.cluster import Cluster, free_port
 from scripts.cluster.install import CHART, NAMESPACE, RELEASE, Installed
+from scripts.cluster.load import Load
 
-from tests.cluster.load import Load
 from tests.cluster.test_bundle import http, wait_for
 from tests.integration.telemetry.test_dashboards_prometheus import PanelQuery, _queries
 

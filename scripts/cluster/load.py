@@ -1,10 +1,14 @@
 """Bounded load through a Service: a few threads, one request per connection (so each request is
 routed afresh by kube-proxy, as a client behind a load balancer would be), counting outcomes.
-Stops by itself at `max_seconds` or `max_requests`, or when `stop()` is called."""
+Stops by itself at `max_seconds` or `max_requests`, or when `stop()` is called.
+
+`python -m scripts.cluster load URL` runs one from the command line (the runbook does)."""
 
 from __future__ import annotations
 
 import http.client
+import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -107,3 +111,17 @@ class Load:
             return f"{type(exc).__name__}: {exc}"
         finally:
             conn.close()
+
+
+def run_cli(base_url: str, paths: list[str], seconds: float, threads: int) -> int:
+    """Load until `seconds` pass or SIGTERM/SIGINT arrives; prints the tally; 1 if any failed."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with Load(base_url, paths, threads=threads, max_seconds=seconds) as load:
+        stop.wait(seconds)
+    outcome = load.outcome
+    print(f"[load] {outcome.summary()}")
+    for sample in outcome.samples:
+        print(f"[load] failed: {sample}", file=sys.stderr)
+    return 1 if outcome.failed else 0
