@@ -46,6 +46,9 @@ def workspace(
     try:
         yield tree, env, root
     finally:
+        # A skaffold stopped by a failure leaves its release, whose ClusterRoles outlive the
+        # namespace (and would count against the uninstall test's release).
+        cluster.helm("uninstall", "floodgate", "-n", NAMESPACE, "--wait", timeout=300)
         cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=true", timeout=300)
 
 
