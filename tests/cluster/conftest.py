@@ -14,6 +14,14 @@ from scripts.cluster import host
 from scripts.cluster.cluster import Cluster, missing_prerequisites
 from scripts.cluster.install import Installed, install
 
+_OURS = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The runbook test ends with `make cluster-down`: nothing that needs the cluster may follow."""
+    last = [i for i in items if i.path.name == "test_runbook.py"]
+    items[:] = [i for i in items if i.path.name != "test_runbook.py"] + last
+
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
@@ -22,7 +30,7 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if os.geteuid() != 0:
         _unavailable("the cluster needs root")
     missing = missing_prerequisites()
@@ -30,6 +38,7 @@ def cluster() -> Iterator[Cluster]:
         _unavailable(f"missing {', '.join(missing)}: run `make services tools`")
     cl = Cluster()
     ours = not cl.running()
+    request.config.stash[_OURS] = ours
     if ours and (cl.state() is not None or cl.layout.root.exists()):
         # A dead cluster's remains (its bridge, veths, mounts) are not the host's own state:
         # clear them before taking the snapshot that `down` must restore.
@@ -59,6 +68,12 @@ def _host_snapshot() -> dict[str, object]:
         "mounts": host.mounts_under(c.default_state_dir()),
         "links": sorted(Path("/sys/class/net").iterdir()),
     }
+
+
+@pytest.fixture(scope="session")
+def cluster_is_ours(request: pytest.FixtureRequest, cluster: Cluster) -> bool:
+    """Whether this session started the cluster (and so may remove it)."""
+    return request.config.stash[_OURS]
 
 
 @pytest.fixture(scope="session")

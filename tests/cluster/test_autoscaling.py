@@ -141,9 +141,15 @@ def test_hpa_scales_out_under_load_and_back_in(cluster: Cluster, installed: Inst
         cluster.kubectl(
             "-n", NAMESPACE, "delete", "ratelimitpolicy", "hpa-watch", "--ignore-not-found"
         )
+        # The HPA goes first, so it cannot scale the Deployment between helm's apply and its
+        # deletion; under server-side apply the HPA's controller owns `.spec.replicas`, which
+        # helm takes back only with --force-conflicts (docs/operations.md, Scaling).
+        cluster.kubectl("-n", NAMESPACE, "delete", "hpa", RELEASE, "--ignore-not-found", "--wait")
         restored = cluster.helm(
             "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
-            "--set", "autoscaling.enabled=false", "--set", "api.replicas=2",
+            "--set", "autoscaling.enabled=false", "--set", "api.replicas=2", "--force-conflicts",
             "--wait", "--timeout=300s", timeout=400,
         )  # fmt: skip
         assert restored.returncode == 0, restored.stderr
+        spec = kget(cluster, "-n", NAMESPACE, "deployment", RELEASE)["spec"]
+        assert spec["replicas"] == 2, "helm did not take .spec.replicas back from the HPA"
