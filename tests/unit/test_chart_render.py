@@ -659,7 +659,7 @@ def test_skaffold_parses_its_config_with_and_without_the_dev_profile(
     assert (rule["dest"], rule["strip"]) == ("/dev-src", "service/")
     (release,) = configs["floodgate"]["manifests"]["helm"]["releases"]
     assert release["setValues"]["development.liveReload"] == "true"
-    assert set(release["setValueTemplates"]) == {"image.repository", "image.tag"}
+    assert set(release["setValueTemplates"]) == {"image.repository", "image.tag", "image.digest"}
     assert "helm" in configs["floodgate"]["deploy"]
     assert configs["floodgate"]["portForward"][0]["localPort"] == 8000
 
