@@ -6,15 +6,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from floodgate import __version__
 from floodgate.cache import ResponseCacheMiddleware, TieredCache
 from floodgate.db.engine import autocommit_view, create_engine, create_sessionmaker
 from floodgate.db.reads import Reader, create_reader
-from floodgate.domain import SUMMARY, build_router, cached_routes
+from floodgate.domain import SUMMARY, build_router, cached_routes, job_types
+from floodgate.jobs.inprocess import InProcessQueue
+from floodgate.jobs.queue import JobQueue
+from floodgate.jobs.router import router as jobs_router
+from floodgate.jobs.rows import JobRows
+from floodgate.jobs.store import JobStore
+from floodgate.jobs.submit import Enqueuer, Submitter
 from floodgate.process.gc_tuning import freeze_startup_heap, thaw_heap
 from floodgate.ratelimit import RateLimiter, RateLimitMiddleware
 from floodgate.ratelimit.sources.redis import RedisPolicySource
+from floodgate.redis_client import redis_client
 from floodgate.settings import Settings, load_settings
 from floodgate.telemetry import (  # telemetry
     install_telemetry,
@@ -35,7 +43,7 @@ from floodgate.web.unhandled import UnhandledErrorMiddleware
 def build_rate_limiter(settings: Settings) -> RateLimiter:
     """Policies come from the file when one is set, else from the operator via the shared Redis."""
     source = None
-    if settings.policy_file is None and settings.limits_url.startswith(("redis", "unix")):
+    if settings.policy_file is None and uses_shared_redis(settings):
         source = RedisPolicySource(settings.limits_url)
     return RateLimiter.from_settings(
         limits_url=settings.limits_url,
@@ -45,6 +53,38 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
         legacy_headers=settings.ratelimit_legacy_headers,
         timeout_s=settings.ratelimit_timeout_s,
     )
+
+
+def uses_shared_redis(settings: Settings) -> bool:
+    return settings.limits_url.startswith(("redis", "unix"))
+
+
+def build_jobs(settings: Settings, engine: AsyncEngine) -> tuple[Submitter, Enqueuer]:
+    """Jobs go to the shared Redis's stream (run by `floodgate worker`), or, without one, run as
+    tasks of this process (development: `make run`)."""
+    store = JobStore(engine)
+    queue: Enqueuer
+    if uses_shared_redis(settings):
+        client = redis_client(
+            settings.limits_url, timeout_s=settings.cache_timeout_s * 8, role="jobs"
+        )
+        queue = JobQueue(client, "default", max_age_s=settings.jobs_max_age_s)
+    else:
+        rows = JobRows(store, {t.name: t for t in job_types()})
+        queue = InProcessQueue(
+            rows,
+            max_deliveries=settings.jobs_max_deliveries,
+            backoff_base_s=settings.jobs_backoff_base_s,
+            backoff_max_s=settings.jobs_backoff_max_s,
+        )
+    return Submitter(store, {"default": queue}), queue
+
+
+async def close_queue(queue: Enqueuer) -> None:
+    if isinstance(queue, InProcessQueue):
+        await queue.close()
+    elif isinstance(queue, JobQueue):
+        await queue.redis.aclose()
 
 
 def cache_probe(cache: TieredCache) -> Probe:
@@ -68,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.reader = reader
         app.state.writer = autocommit_view(engine)
+        app.state.jobs, queue = build_jobs(settings, engine)
         await cache.start()
         await limiter.start()
         app.state.readiness_checks = {
@@ -82,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if settings.gc_freeze:
                 thaw_heap()
+            await close_queue(queue)
             await limiter.close()
             await cache.close()
             await reader.close()
@@ -99,10 +141,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(build_router())
+    app.include_router(jobs_router, prefix="/api/v1")
     install_methods(app)  # full Allow on 405, OPTIONS, relative trailing-slash redirects
     install_openapi(app, settings)  # the document states the served statuses and maximums
     app.add_middleware(
-        RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes
+        RequestGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        routes=app.router.routes,
+        large_bodies={"/api/v1/messages:import": settings.jobs_import_max_body_bytes},
     )
 
     def current_reader() -> Reader:

@@ -67,6 +67,27 @@ class Settings(BaseSettings):
         default=(), description="namespaces the operator watches; empty = the whole cluster"
     )
 
+    # Jobs: the queue is a Redis Stream in the shared Redis (FLOODGATE_LIMITS_URL), never the
+    # cache sidecar; with `memory://` jobs run as tasks of the API process (development only).
+    jobs_concurrency: int = Field(
+        default=10, ge=1, le=1000, description="jobs in flight per worker process"
+    )
+    jobs_redelivery_timeout_s: float = Field(
+        default=30.0, ge=1, le=3600, description="a crashed worker's job runs again after this"
+    )
+    jobs_max_deliveries: int = Field(default=5, ge=1, le=100, description="then dead-lettered")
+    jobs_backoff_base_s: float = Field(default=1.0, gt=0, le=3600)
+    jobs_backoff_max_s: float = Field(default=300.0, gt=0, le=86_400)
+    jobs_max_age_s: float = Field(
+        default=7 * 86_400, ge=60, description="stream entries older than this are trimmed"
+    )
+    jobs_reconcile_after_s: float = Field(
+        default=300.0, ge=5, description="a row still queued this long gets its entry re-added"
+    )
+    jobs_import_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="messages:import body"
+    )
+
     cursor_secret: SecretStr = SecretStr(_DEV_CURSOR_SECRET)
     default_page_size: int = Field(default=10, ge=1)
     max_page_size: int = Field(default=100, ge=1, le=10_000)

@@ -11,10 +11,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from sqlmodel import SQLModel
 
 from floodgate.db.migrate import downgrade, upgrade
-from floodgate.domain import MIGRATIONS_DIR
+from floodgate.domain import MIGRATIONS_DIR, metadata
 from floodgate.domain.migrations import include_object
 from tests.support.services import PostgresServer
 
@@ -41,13 +40,10 @@ async def _inspect(url: str, fn):  # type: ignore[no-untyped-def]
 
 
 def _diff(conn: Connection) -> list[object]:
-    import floodgate.domain.messages.models
-    import floodgate.domain.users.models  # noqa: F401
-
     ctx = MigrationContext.configure(
         conn, opts={"compare_type": True, "include_object": include_object}
     )
-    return list(compare_metadata(ctx, SQLModel.metadata))
+    return list(compare_metadata(ctx, metadata()))
 
 
 def _tables(conn: Connection) -> set[str]:
@@ -56,20 +52,21 @@ def _tables(conn: Connection) -> set[str]:
 
 def _indexes(conn: Connection) -> set[str]:
     found: set[str] = set()
-    for table in ("users", "messages"):
+    for table in ("users", "messages", "jobs"):
         found |= {ix["name"] for ix in inspect(conn).get_indexes(table) if ix["name"]}
     return found
 
 
 async def test_upgrade_downgrade_roundtrip_and_models_agree(fresh_url: str) -> None:
     await asyncio.to_thread(upgrade, fresh_url, MIGRATIONS_DIR)
-    assert {"users", "messages", "alembic_version"} <= await _inspect(fresh_url, _tables)
+    assert {"users", "messages", "jobs", "alembic_version"} <= await _inspect(fresh_url, _tables)
     assert await _inspect(fresh_url, _diff) == []
     indexes = await _inspect(fresh_url, _indexes)
     assert {
         "ix_users_name",
         "ix_messages_created_at_id",
         "ix_messages_user_id_created_at_id",
+        "ix_jobs_status_updated_at",
     } <= indexes
     if fresh_url.startswith("postgresql"):
         assert "ix_users_name_trgm" in indexes

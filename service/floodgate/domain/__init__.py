@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from floodgate.cache import CachedRoute
 from floodgate.db.reads import Reader
+
+if TYPE_CHECKING:
+    from floodgate.jobs.rows import JobType
 
 SUMMARY = "Users and messages, fast, with every production concern switched on."
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -30,6 +34,13 @@ def build_router() -> APIRouter:
     return api
 
 
+def job_types() -> tuple[JobType, ...]:
+    """The jobs the domain runs (`floodgate worker`, or in process on `memory://`)."""
+    from floodgate.domain.messages.imports import IMPORT_JOB
+
+    return (IMPORT_JOB,)
+
+
 def cached_routes(reader: Callable[[], Reader]) -> tuple[CachedRoute, ...]:
     """Routes whose GET responses the cache middleware serves; their direct loaders read through
     `reader()`, the app's reader (built in the lifespan, after the routes)."""
@@ -39,10 +50,12 @@ def cached_routes(reader: Callable[[], Reader]) -> tuple[CachedRoute, ...]:
 
 
 def metadata() -> MetaData:
-    """The metadata with every table of the domain registered (for migrations and autogenerate)."""
+    """The metadata with every table of the domain and the job rows registered (for migrations
+    and autogenerate)."""
     from sqlmodel import SQLModel
 
     import floodgate.domain.messages.models
-    import floodgate.domain.users.models  # noqa: F401 - registers the tables on SQLModel.metadata
+    import floodgate.domain.users.models
+    import floodgate.jobs.records  # noqa: F401 - registers the tables on SQLModel.metadata
 
     return SQLModel.metadata

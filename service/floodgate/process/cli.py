@@ -1,4 +1,4 @@
-"""The `floodgate` console script: serve, migrate, operator, policy validate."""
+"""The `floodgate` console script: serve, worker, migrate, operator, policy validate."""
 
 from __future__ import annotations
 
@@ -107,6 +107,26 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    if not settings.limits_url.startswith(("redis", "unix")):
+        print(
+            "floodgate worker: jobs need the shared Redis (FLOODGATE_LIMITS_URL=redis://…); "
+            "with memory:// the API runs them itself",
+            file=sys.stderr,
+        )
+        return 2
+    import uvloop
+
+    from floodgate.process.jobs_worker import run_worker
+    from floodgate.telemetry.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    concurrency = args.concurrency or settings.jobs_concurrency
+    uvloop.run(run_worker(settings, args.queue or ["default"], concurrency))
+    return 0
+
+
 def _policy_validate(args: argparse.Namespace) -> int:
     from floodgate.ratelimit.cli import validate_command
 
@@ -138,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--liveness-host", default="0.0.0.0")
     operator.add_argument("--liveness-port", type=int, default=8080)
     operator.set_defaults(func=_operator)
+
+    worker = sub.add_parser(
+        "worker", help="run jobs from the shared Redis's queue (SIGTERM: drain)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="jobs in flight (FLOODGATE_JOBS_CONCURRENCY)"
+    )
+    worker.add_argument(
+        "--queues", dest="queue", action="append", help="queue to consume (repeatable; default)"
+    )
+    worker.set_defaults(func=_worker)
 
     policy = sub.add_parser("policy", help="work with RateLimitPolicy files")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)

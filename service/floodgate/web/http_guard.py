@@ -6,7 +6,7 @@ body is never read), then the router's 404/405, then a non-JSON body (415), then
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
@@ -72,9 +72,12 @@ class RequestGuardMiddleware:
         max_body_bytes: int,
         routes: Sequence[BaseRoute] = (),
         prefix: str = "/api/",
+        large_bodies: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Exact paths allowed a bigger body than the default (a bulk import).
+        self.large_bodies = dict(large_bodies or {})
         self.routes = routes
         self.prefix = prefix
 
@@ -101,8 +104,9 @@ class RequestGuardMiddleware:
                     await _send_problem(send, 400, "more than one Content-Type field")
                     return
                 content_type = value
-        if declared is not None and declared > self.max_body_bytes:
-            await _send_problem(send, 413, f"request body exceeds {self.max_body_bytes} bytes")
+        limit = self.large_bodies.get(scope["path"], self.max_body_bytes)
+        if declared is not None and declared > limit:
+            await _send_problem(send, 413, f"request body exceeds {limit} bytes")
             return
         if (
             scope["path"].startswith(self.prefix)
@@ -115,7 +119,6 @@ class RequestGuardMiddleware:
 
         received = 0
         started = False
-        limit = self.max_body_bytes
 
         async def counting_receive() -> Message:
             nonlocal received

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from floodgate.domain import caching
-from floodgate.domain.messages import service
+from floodgate.domain.messages import imports, service
 from floodgate.domain.messages.models import MessageCreate, MessagePublic, MessageUpdate
+from floodgate.jobs.records import JobPublic
+from floodgate.jobs.router import SubmitterDep
 from floodgate.web.deps import (
     CacheDep,
     CursorCodecDep,
@@ -50,6 +52,23 @@ async def create_message(
     await caching.message_written(cache, user_id=message.user_id, counted=True)
     response.headers["Location"] = request.url_for("get_message", message_id=message.id).path
     return message
+
+
+@router.post(
+    ":import",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    description=(
+        f"Up to {imports.MAX_ITEMS} messages, inserted by a worker in batches of {imports.BATCH}; "
+        "the 202's `Location` is the job to poll (`GET /api/v1/jobs/{id}`)."
+    ),
+)
+async def import_messages(
+    body: imports.MessageImport, jobs: SubmitterDep, request: Request, response: Response
+) -> JobPublic:
+    job = await jobs.submit(imports.JOB_TYPE, imports.job_args(body), total=len(body.items))
+    response.headers["Location"] = request.url_for("get_job", job_id=job.id).path
+    return job
 
 
 @router.get(
