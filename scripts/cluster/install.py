@@ -71,6 +71,12 @@ def cluster_values(refs: dict[str, str], replicas: int = 2) -> dict[str, object]
                 "limits": {"memory": "256Mi"},
             }
         },
+        "worker": {
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "96Mi"},
+                "limits": {"memory": "384Mi"},
+            }
+        },
         "database": {"migrations": {"resources": {"requests": {"cpu": "50m", "memory": "96Mi"}}}},
     }
 

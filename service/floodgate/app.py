@@ -43,7 +43,7 @@ from floodgate.web.unhandled import UnhandledErrorMiddleware
 def build_rate_limiter(settings: Settings) -> RateLimiter:
     """Policies come from the file when one is set, else from the operator via the shared Redis."""
     source = None
-    if settings.policy_file is None and uses_shared_redis(settings):
+    if settings.policy_file is None and settings.uses_shared_redis:
         source = RedisPolicySource(settings.limits_url)
     return RateLimiter.from_settings(
         limits_url=settings.limits_url,
@@ -55,16 +55,12 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
-def uses_shared_redis(settings: Settings) -> bool:
-    return settings.limits_url.startswith(("redis", "unix"))
-
-
 def build_jobs(settings: Settings, engine: AsyncEngine) -> tuple[Submitter, Enqueuer]:
     """Jobs go to the shared Redis's stream (run by `floodgate worker`), or, without one, run as
     tasks of this process (development: `make run`)."""
     store = JobStore(engine)
     queue: Enqueuer
-    if uses_shared_redis(settings):
+    if settings.uses_shared_redis:
         client = redis_client(
             settings.limits_url, timeout_s=settings.cache_timeout_s * 8, role="jobs"
         )

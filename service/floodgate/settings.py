@@ -181,6 +181,11 @@ class Settings(BaseSettings):
         return warnings
 
     @property
+    def uses_shared_redis(self) -> bool:
+        """Limits (and the job queue) in a Redis shared by every pod, not in process memory."""
+        return self.limits_url.startswith(("redis", "unix"))
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -131,6 +131,11 @@ class PostgresServer:
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def create_database(self, name: str) -> str:
+        """A new, empty database; returns its async SQLAlchemy URL."""
+        subprocess.run(["psql", self.dsn(), "-qc", f"CREATE DATABASE {name}"], check=True)
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
     def start(self) -> PostgresServer:
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root.

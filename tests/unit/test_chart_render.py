@@ -219,7 +219,7 @@ def test_default_api_deployment() -> None:
     grace = pod.spec["terminationGracePeriodSeconds"]
     assert grace > int(env["FLOODGATE_GRACEFUL_TIMEOUT_S"]["value"])
     assert not find(manifests, "HorizontalPodAutoscaler")
-    assert one(manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert one(manifests, "PodDisruptionBudget", "floodgate")["spec"]["maxUnavailable"] == 1
 
 
 def test_default_cache_sidecar_is_a_native_sidecar() -> None:
@@ -271,7 +271,7 @@ def test_no_sidecar_means_in_process_cache_only() -> None:
 def test_hpa_scales_on_the_app_container_cpu_and_requests_per_second() -> None:
     manifests = rendered(ci("hpa"))
     assert "replicas" not in one(manifests, "Deployment", "floodgate")["spec"]
-    hpa = one(manifests, "HorizontalPodAutoscaler")
+    hpa = one(manifests, "HorizontalPodAutoscaler", "floodgate")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
@@ -289,7 +289,7 @@ def test_hpa_scales_on_the_app_container_cpu_and_requests_per_second() -> None:
     behavior = hpa["spec"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
-    assert one(manifests, "PodDisruptionBudget")
+    assert one(manifests, "PodDisruptionBudget", "floodgate")
     assert not find(manifests, "ScaledObject")
 
 
@@ -311,7 +311,7 @@ def test_keda_scaled_object_replaces_the_hpa() -> None:
     assert prometheus["metadata"]["threshold"] == "500"
     assert 'service="floodgate"' in prometheus["metadata"]["query"]
     assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
-    assert one(manifests, "PodDisruptionBudget")
+    assert one(manifests, "PodDisruptionBudget", "floodgate")
 
 
 def test_hpa_and_keda_together_are_refused_by_the_schema_and_the_templates() -> None:
@@ -430,7 +430,7 @@ def test_in_chart_shared_redis_is_single_replica_with_a_password() -> None:
     (container,) = redis["spec"]["template"]["spec"]["containers"]
     args = container["args"]
     assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
-    assert args[args.index("--maxmemory-policy") + 1] == "volatile-lru"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"  # the job queue's need
     secret = one(manifests, "Secret", "floodgate-redis")
     assert len(secret["data"]["password"]) >= 48
     assert one(manifests, "Service", "floodgate-redis")["spec"]["ports"][0]["port"] == 6379
@@ -441,7 +441,7 @@ def test_in_chart_shared_redis_is_single_replica_with_a_password() -> None:
 
 def test_service_monitor_only_where_the_prometheus_operator_api_exists() -> None:
     assert not find(rendered(ci("hpa"), addons=False), "ServiceMonitor")
-    monitor = one(rendered(ci("hpa")), "ServiceMonitor")
+    monitor = one(rendered(ci("hpa")), "ServiceMonitor", "floodgate")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     (endpoint,) = monitor["spec"]["endpoints"]
     assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
@@ -469,7 +469,8 @@ def test_one_dashboard_config_map_per_generated_dashboard() -> None:
 
 def test_network_policies() -> None:
     manifests = rendered(ci("hpa"))
-    api, redis = find(manifests, "NetworkPolicy")
+    api = one(manifests, "NetworkPolicy", "floodgate")
+    redis = one(manifests, "NetworkPolicy", "floodgate-redis")
     assert api["spec"]["policyTypes"] == ["Ingress", "Egress"]
     (ingress,) = api["spec"]["ingress"]
     assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
@@ -479,7 +480,7 @@ def test_network_policies() -> None:
     assert rest[0]["ports"][0]["port"] == 5432
     sources = redis["spec"]["ingress"][0]["from"]
     components = {s["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for s in sources}
-    assert components == {"api", "operator"}
+    assert components == {"api", "operator", "worker"}
 
 
 def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook() -> None:

@@ -143,6 +143,15 @@ app.kubernetes.io/part-of: floodgate
 {{- end }}
 {{- end }}
 
+{{/* Minimum number of worker replicas the chart guarantees (for the workers' PDB). */}}
+{{- define "floodgate.workerMinReplicas" -}}
+{{- $w := .Values.worker }}
+{{- if $w.keda.enabled }}{{ $w.keda.minReplicaCount }}
+{{- else if $w.autoscaling.enabled }}{{ $w.autoscaling.minReplicas }}
+{{- else }}{{ $w.replicas }}
+{{- end }}
+{{- end }}
+
 {{/* Container security context of the Redis containers: the chart's, as Redis's own non-root uid. */}}
 {{- define "floodgate.redisSecurityContext" -}}
 {{- toYaml (merge (dict "runAsUser" 999 "runAsGroup" 999 "runAsNonRoot" true) .Values.securityContext) }}
@@ -158,6 +167,18 @@ app.kubernetes.io/part-of: floodgate
 {{- end }}
 {{- if and .Values.keda.enabled (not (.Capabilities.APIVersions.Has "keda.sh/v1alpha1")) }}
 {{- fail "keda.enabled, but this cluster does not serve keda.sh/v1alpha1: install KEDA first (with `helm template`, pass --api-versions keda.sh/v1alpha1)." }}
+{{- end }}
+{{- if and .Values.worker.enabled (not .Values.sharedRedis.enabled) }}
+{{- fail "worker.enabled needs sharedRedis.enabled: the job queue lives in the shared Redis (without it, set worker.enabled=false and the API processes run jobs themselves)." }}
+{{- end }}
+{{- if and .Values.worker.autoscaling.enabled .Values.worker.keda.enabled }}
+{{- fail "worker.autoscaling.enabled and worker.keda.enabled are mutually exclusive: KEDA creates its own HPA for the worker Deployment. Enable one of them." }}
+{{- end }}
+{{- if and .Values.worker.keda.enabled (not (.Capabilities.APIVersions.Has "keda.sh/v1alpha1")) }}
+{{- fail "worker.keda.enabled, but this cluster does not serve keda.sh/v1alpha1: install KEDA first (with `helm template`, pass --api-versions keda.sh/v1alpha1)." }}
+{{- end }}
+{{- if and .Values.worker.enabled .Values.worker.keda.enabled .Values.sharedRedis.existingSecret (not .Values.worker.keda.address) }}
+{{- fail "worker.keda.enabled with an external shared Redis needs worker.keda.address (host:port as KEDA reaches it) and, if it has a password, worker.keda.authenticationRef." }}
 {{- end }}
 {{- if not .Values.database.existingSecret }}
 {{- fail "database.existingSecret is required: the name of a Secret holding the PostgreSQL URL." }}

@@ -16,6 +16,7 @@ from floodgate.jobs.backoff import backoff_delay
 from floodgate.jobs.entry import JobContext
 from floodgate.jobs.rows import JobRows
 from floodgate.jobs.tracing import current_traceparent
+from floodgate.telemetry.logs import LOG_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class InProcessQueue:
     ) -> None:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
+        LOG_FIELDS.set({"job_id": job_id, "job_type": job_type})  # this task's lines name the job
         for delivery in range(1, self._max_deliveries + 1):
             ctx = JobContext(
                 job_id=job_id,

@@ -25,6 +25,8 @@ from floodgate.jobs.worker import Handler
 log = logging.getLogger(__name__)
 Result = Mapping[str, Any] | None
 _PROBLEM_TYPE = "https://floodgate.dev/problems/job-failed"
+_CLAIM = "floodgate.rows.claim"  # keys of JobContext.state
+_RESULT = "floodgate.rows.result"
 
 
 @dataclass
@@ -96,18 +98,19 @@ def _job_id(ctx: JobContext) -> uuid.UUID | None:
 
 
 class JobRows(JobHooks):
+    """The claim and the handler's result live in the delivery's own `ctx.state`: nothing is left
+    behind by a delivery that ends any way at all (cancelled at the end of a grace period too)."""
+
     def __init__(self, store: JobStore, types: Mapping[str, JobType]) -> None:
         self._store = store
         self._types = dict(types)
-        self._claims: dict[str, Claim] = {}  # by entry id: one delivery each
-        self._results: dict[str, tuple[JobRun, Result]] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {name: self._handler(job_type) for name, job_type in self._types.items()}
 
     def _handler(self, job_type: JobType) -> Handler:
         async def handle(ctx: JobContext) -> None:
-            claim = self._claims.get(ctx.entry_id)
+            claim: Claim | None = ctx.state.get(_CLAIM)
             if claim is None:  # on_start claimed nothing: never reached (it returned False)
                 return
             run = JobRun(ctx, claim, self._store)
@@ -117,7 +120,7 @@ class JobRows(JobHooks):
                 log.warning("job %s: run %d was taken over; it stops", ctx.job_id, claim.attempt)
                 run.finished = True
                 result = None
-            self._results[ctx.entry_id] = (run, result)
+            ctx.state[_RESULT] = (run, result)
 
         return handle
 
@@ -128,12 +131,12 @@ class JobRows(JobHooks):
         claim = await self._store.claim(job_id, ctx.entry_id)
         if claim is None:
             return False  # finished already, or running under another entry
-        self._claims[ctx.entry_id] = claim
+        ctx.state[_CLAIM] = claim
         return None
 
     async def on_success(self, ctx: JobContext) -> None:
-        claim = self._claims.pop(ctx.entry_id, None)
-        run, result = self._results.pop(ctx.entry_id, (None, None))
+        claim: Claim | None = ctx.state.get(_CLAIM)
+        run, result = ctx.state.get(_RESULT, (None, None))
         if claim is None or (run is not None and run.finished):
             return
         try:
@@ -142,14 +145,11 @@ class JobRows(JobHooks):
             log.warning("job %s: run %d finished after a takeover", ctx.job_id, claim.attempt)
 
     async def on_retry(self, ctx: JobContext, delay_s: float, error: str) -> None:
-        claim = self._claims.pop(ctx.entry_id, None)
-        self._results.pop(ctx.entry_id, None)
+        claim: Claim | None = ctx.state.get(_CLAIM)
         if claim is not None:
             await self._store.retrying(claim, problem(error, ctx.attempt), delay_s)
 
     async def on_dead(self, ctx: JobContext, error: str) -> None:
-        self._claims.pop(ctx.entry_id, None)
-        self._results.pop(ctx.entry_id, None)
         job_id = _job_id(ctx)
         if job_id is not None:  # a malformed entry has no row to mark
             await self._store.dead(job_id, problem(error, ctx.attempt))

@@ -67,6 +67,7 @@ from floodgate.jobs.hooks import JobHooks
 from floodgate.jobs.metrics import JobMetrics, job_metrics
 from floodgate.jobs.queue import DEFAULT_MAX_AGE_S, JobQueue
 from floodgate.jobs.tracing import consumer_span, default_tracer
+from floodgate.telemetry.logs import LOG_FIELDS
 
 logger = logging.getLogger("floodgate.jobs")
 
@@ -165,6 +166,7 @@ class Worker:
         self._next_promotion = 0.0
         self._next_reclaim = 0.0
         self._started = False
+        self.last_step_at = time.monotonic()  # for a liveness probe: the loop is not stuck
 
     @property
     def name(self) -> str:
@@ -216,6 +218,7 @@ class Worker:
 
     async def _consume(self) -> None:
         while not self._stopping.is_set():
+            self.last_step_at = time.monotonic()
             try:
                 await self._step()
             except RedisError as exc:
@@ -296,6 +299,8 @@ class Worker:
 
     async def _process(self, running: _Running) -> None:
         ctx = running.ctx
+        # This task's own context: every line logged while it runs names the job.
+        LOG_FIELDS.set({"job_id": ctx.job_id, "job_type": ctx.type, "job_attempt": ctx.attempt})
         try:
             with consumer_span(self._tracer, self.queue.keys, ctx) as span:
                 await self._deliver(running, span)

@@ -109,7 +109,7 @@ def _operator(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
-    if not settings.limits_url.startswith(("redis", "unix")):
+    if not settings.uses_shared_redis:
         print(
             "floodgate worker: jobs need the shared Redis (FLOODGATE_LIMITS_URL=redis://…); "
             "with memory:// the API runs them itself",
@@ -123,7 +123,8 @@ def _worker(args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_level)
     concurrency = args.concurrency or settings.jobs_concurrency
-    uvloop.run(run_worker(settings, args.queue or ["default"], concurrency))
+    admin = (args.metrics_host, args.metrics_port) if args.metrics_port else None
+    uvloop.run(run_worker(settings, args.queue or ["default"], concurrency, admin=admin))
     return 0
 
 
@@ -167,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--queues", dest="queue", action="append", help="queue to consume (repeatable; default)"
+    )
+    worker.add_argument(
+        "--metrics-host", default=os.environ.get("FLOODGATE_WORKER_METRICS_HOST", "127.0.0.1")
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("FLOODGATE_WORKER_METRICS_PORT", "0")),
+        help="serve /metrics and /healthz on this port (default: FLOODGATE_WORKER_METRICS_PORT; "
+        "0: off)",
     )
     worker.set_defaults(func=_worker)
 

@@ -15,8 +15,10 @@ from floodgate.jobs.rows import JobRows
 from floodgate.jobs.store import JobStore
 from floodgate.jobs.submit import Submitter
 from floodgate.jobs.worker import Worker
+from floodgate.process.worker_admin import admin_server
 from floodgate.redis_client import redis_client
 from floodgate.settings import Settings
+from floodgate.telemetry.tracing import shutdown_tracing, start_tracing
 
 log = logging.getLogger("floodgate.worker")
 _POLL_S = 0.25
@@ -38,7 +40,16 @@ async def reconcile_forever(
             log.warning("reconciling queued jobs failed", exc_info=True)
 
 
-async def run_worker(settings: Settings, queues: Sequence[str], concurrency: int) -> None:
+async def run_worker(
+    settings: Settings,
+    queues: Sequence[str],
+    concurrency: int,
+    *,
+    admin: tuple[str, int] | None = None,
+) -> None:
+    """Consume `queues` until SIGTERM/SIGINT, then drain; `admin` = (host, port) serves
+    `/metrics` and `/healthz` there."""
+    start_tracing()  # CONSUMER spans continue the requests' traces (OTEL_* configure it)
     engine = create_engine(settings)
     store = JobStore(engine)
     rows = JobRows(store, {t.name: t for t in job_types()})
@@ -71,6 +82,11 @@ async def run_worker(settings: Settings, queues: Sequence[str], concurrency: int
             submitter, by_name, settings.jobs_reconcile_after_s / 2, settings.jobs_reconcile_after_s
         )
     )
+    server = None
+    serving: asyncio.Task[None] | None = None
+    if admin is not None:
+        server = admin_server(*admin, last_steps=lambda: [w.last_step_at for w in workers])
+        serving = asyncio.create_task(server.serve())
     log.info(
         "worker %s consuming %s with %d slots each",
         workers[0].name,
@@ -83,5 +99,9 @@ async def run_worker(settings: Settings, queues: Sequence[str], concurrency: int
         reconciler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reconciler
+        if server is not None and serving is not None:
+            server.should_exit = True  # after the drain: scrapes see the last jobs finish
+            await serving
         await client.aclose()
         await engine.dispose()
+        await asyncio.to_thread(shutdown_tracing)

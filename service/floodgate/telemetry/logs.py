@@ -10,6 +10,8 @@ import logging
 import re
 import sys
 import traceback
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -26,6 +28,11 @@ _RECORD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, 
 }
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|authorization|api[_-]?key|cookie|dsn", re.I)
 REDACTED: Final = "[redacted]"
+# Fields every line logged in the current context carries (a job worker sets the job's id and type
+# for each delivery's task, so a handler's and its libraries' lines name the job too).
+LOG_FIELDS: ContextVar[Mapping[str, object] | None] = ContextVar(
+    "floodgate_log_fields", default=None
+)
 _HANDLER_NAME: Final = "floodgate-json"
 # Loggers that servers configure with handlers of their own: ours replaces them.
 SERVER_LOGGERS: Final = ("uvicorn", "uvicorn.error", "gunicorn", "gunicorn.error")
@@ -52,6 +59,9 @@ class JsonFormatter(logging.Formatter):
         ids = current_trace_ids()
         if ids is not None:
             entry["trace_id"], entry["span_id"], entry["trace_sampled"] = ids
+        fields = LOG_FIELDS.get()
+        if fields:
+            entry.update(fields)
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
                 entry[key] = REDACTED if _SECRET_KEY.search(key) else value

@@ -13,22 +13,18 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from floodgate.telemetry.logs import JsonFormatter, configure_logging
 from floodgate.telemetry.metrics import HttpMetrics
+from tests.support.logs import json_lines, json_log_stream
 from tests.unit.telemetry.conftest import build_app
 
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    out = io.StringIO()
-    configure_logging("info", stream=out)
-    yield out
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
+    with json_log_stream() as out:
+        yield out
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
+    return json_lines(stream)
 
 
 def test_one_json_object_per_line_with_extras_and_redaction(stream: io.StringIO) -> None:
